@@ -1,0 +1,42 @@
+-- invalidate: remove up to one batch of the entries listed under some index ranges, atomically.
+-- Used by delete_by_tags (index t), delete_by_namespace (index n), clear and prefix-only patterns (index k).
+-- KEYS[1..7] shard keys M K X C T N S
+-- ARGV[1] entry key prefix 'P:{P:s}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
+-- ARGV[4..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
+-- Returns {live entries removed, more left (1/0)}.
+--
+-- The entry hashes found in the index are the one kind of key not passed in KEYS: they are only known
+-- once the index is read, and reading first would cost a second round trip per batch. Each is named
+-- from ARGV[1], which carries this shard's hash tag, so every key touched sits in this script's slot.
+bind_shard()
+local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local index = ({k = K, t = T, n = N})[which]
+local live = 0
+for i = 4, #ARGV do
+    local prefix = ARGV[i]
+    local members = redis.call('ZRANGEBYLEX', index, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, budget)
+    for j = 1, #members do
+        -- In the key index the member is the full_key itself; elsewhere it follows the range's prefix.
+        local fk = members[j]
+        if which ~= 'k' then
+            fk = string.sub(fk, #prefix + 1)
+        end
+        live = live + redis.call('DEL', entry_prefix .. fk)
+        if not unindex(fk) then
+            -- A member with no ledger row cannot come from our own writes; drop it so it can't loop.
+            redis.call('ZREM', index, members[j])
+        end
+    end
+    budget = budget - #members
+    if budget <= 0 then
+        -- Say "more" only if something is left, so a range of exactly one batch is one call.
+        for k = i, #ARGV do
+            local left = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255', 'LIMIT', 0, 1)
+            if #left > 0 then
+                return {live, 1}
+            end
+        end
+        return {live, 0}
+    end
+end
+return {live, 0}

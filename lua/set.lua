@@ -1,0 +1,42 @@
+-- set: replace one entry whole (value, TTL, namespace, tags) and every index with it, in one call;
+-- then unindex a bounded number of expired entries, so the indexes never pile up dead members.
+-- KEYS[1..7] shard keys M K X C T N S   KEYS[8] entry hash
+-- ARGV[1] full_key   ARGV[2] payload   ARGV[3] ttl ms (0: never expires)   ARGV[4] namespace ('' : none)
+-- ARGV[5] how many expired entries to trim   ARGV[6..] tags
+-- Returns the server time (ms) used as created_at.
+bind_shard()
+local E = KEYS[8]
+local fk, payload, ttl, ns = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local now = now_ms()
+
+unindex(fk)
+redis.call('DEL', E)
+
+local tags = {}
+for i = 6, #ARGV do
+    tags[#tags + 1] = ARGV[i]
+end
+
+if ttl > 0 then
+    local expiry = now + ttl
+    redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now, 'x', expiry)
+    redis.call('PEXPIREAT', E, expiry)
+    redis.call('ZADD', X, expiry, fk)
+else
+    redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now)
+end
+redis.call('ZADD', K, 0, fk)
+redis.call('ZADD', C, now, fk)
+if ns ~= '' then
+    redis.call('ZADD', N, 0, member_prefix(ns) .. fk)
+else
+    ns = false
+end
+for i = 1, #tags do
+    redis.call('ZADD', T, 0, member_prefix(tags[i]) .. fk)
+end
+redis.call('HSET', M, fk, cmsgpack.pack({#payload, ns, tags}))
+redis.call('HINCRBY', S, 'bytes', #payload)
+
+trim_expired(now, tonumber(ARGV[5]))
+return now

@@ -1,0 +1,30 @@
+"""rediscache: an async cache that stays correct on a shared Redis or Redis Cluster.
+
+The port (``CacheKey``, ``CacheEntry``, ``CacheStats``, ``CacheAdapter`` and the errors) knows
+nothing of Redis; the adapters implement it: ``MemoryCacheAdapter`` in process, and
+``RedisCacheAdapter`` natively on Redis with one atomic Lua script per operation.
+"""
+
+from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
+from rediscache._models import CacheEntry, CacheKey, CacheStats
+from rediscache._port import CacheAdapter
+from rediscache.adapters.memory import MemoryCacheAdapter
+from rediscache.adapters.redis import RedisCacheAdapter
+from rediscache.serialization import Codec, MsgpackCodec, SignedPickleCodec
+
+__all__ = [
+    "CacheAdapter",
+    "CacheConnectionError",
+    "CacheEntry",
+    "CacheError",
+    "CacheKey",
+    "CacheStats",
+    "Codec",
+    "MemoryCacheAdapter",
+    "MsgpackCodec",
+    "RedisCacheAdapter",
+    "SerializationError",
+    "SignedPickleCodec",
+]
+
+__version__ = "0.1.0"

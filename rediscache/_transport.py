@@ -1,0 +1,293 @@
+"""How commands reach Redis: one small base class, one transport for a single server, one for a cluster.
+
+Both give the adapter the same few calls (run a script on a shard, run many in one round trip per
+node, send a plain command) and take care of what redis-py leaves to its users:
+
+- scripts go out as ``EVALSHA`` and are reloaded when the server answers ``NOSCRIPT`` (a restart,
+  a failover, ``SCRIPT FLUSH``), without the extra ``SCRIPT EXISTS`` round trip redis-py's own
+  ``Script`` costs in a pipeline;
+- a burst of calls larger than the pool waits for a connection instead of failing: a blocking pool
+  on one server; on a cluster, where redis-py has no blocking pool, a semaphore per node;
+- every error leaves as ``CacheConnectionError`` or ``CacheError`` naming the operation and server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import exceptions as rex
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from rediscache._exceptions import CacheConnectionError, map_exceptions
+from rediscache._scripts import Script
+
+__all__ = ["ClusterTransport", "ConnectionOptions", "ScriptCall", "StandaloneTransport", "Transport"]
+
+# (script, keys, args)
+ScriptCall = tuple[Script, Sequence[bytes], Sequence[Any]]
+
+
+class ConnectionOptions:
+    """Timeouts and pool sizes. The defaults bound a dead or frozen server to a few seconds."""
+
+    def __init__(
+        self,
+        *,
+        socket_timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+        retries: int = 2,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+        health_check_interval: float = 30.0,
+    ) -> None:
+        if retries < 0 or max_connections < 1 or socket_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("timeouts must be positive, retries >= 0 and max_connections >= 1")
+        self.socket_timeout = socket_timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
+        self.health_check_interval = health_check_interval
+
+    def retry(self) -> Retry:
+        return Retry(ExponentialBackoff(cap=0.5, base=0.05), self.retries)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "retry": self.retry(),
+            "health_check_interval": self.health_check_interval,
+        }
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _is_noscript(result: Any) -> bool:
+    return isinstance(result, rex.NoScriptError)
+
+
+class Transport(ABC):
+    """The calls the Redis adapter makes. ``server`` names the server in error messages."""
+
+    server: str
+
+    @abstractmethod
+    async def run(self, op: str, call: ScriptCall) -> Any:
+        """Run one script; its first key routes it."""
+
+    @abstractmethod
+    async def run_many(self, op: str, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run many scripts, one round trip per node; results in order."""
+
+    @abstractmethod
+    async def command(self, op: str, *args: Any, route_key: bytes | None = None) -> Any:
+        """A plain command; ``route_key`` picks the node on a cluster."""
+
+    @abstractmethod
+    async def primaries_command(self, op: str, *args: Any) -> list[Any]:
+        """A plain command sent to every primary; one answer each."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
+        """Load scripts on every primary up front, so the first calls don't all meet NOSCRIPT at once."""
+        for script in scripts:
+            await self.primaries_command(op, "SCRIPT", "LOAD", script.source)
+
+    async def run_each(self, op: str, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run scripts that must each be a call of their own (one per shard), all at once."""
+        return list(await asyncio.gather(*(self.run(op, call) for call in calls)))
+
+
+class StandaloneTransport(Transport):
+    def __init__(self, client: Redis, *, server: str, owns_client: bool) -> None:
+        self._client = client
+        # redis-py leaves execute_command unannotated; this is its real signature.
+        self._execute: Callable[..., Awaitable[Any]] = client.execute_command
+        self._owns = owns_client
+        self.server = server
+
+    @classmethod
+    def from_url(cls, url: str, options: ConnectionOptions) -> StandaloneTransport:
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=options.max_connections,
+            timeout=options.pool_timeout,
+            **options.client_kwargs(),
+        )
+        return cls(Redis(connection_pool=pool), server=redact(url), owns_client=True)
+
+    async def run(self, op: str, call: ScriptCall) -> Any:
+        script, keys, args = call
+        with map_exceptions(op, self.server):
+            try:
+                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            except rex.NoScriptError:
+                await self._execute("SCRIPT LOAD", script.source)
+                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def run_many(self, op: str, calls: Sequence[ScriptCall]) -> list[Any]:
+        if not calls:
+            return []
+        with map_exceptions(op, self.server):
+            results = await self._pipeline(calls)
+            missing = [i for i, result in enumerate(results) if _is_noscript(result)]
+            if missing:
+                # A NOSCRIPT answer means that script did not run: load and run just those again.
+                for script in {calls[i][0] for i in missing}:
+                    await self._execute("SCRIPT LOAD", script.source)
+                again = await self._pipeline([calls[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+
+    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def command(self, op: str, *args: Any, route_key: bytes | None = None) -> Any:
+        with map_exceptions(op, self.server):
+            return await self._execute(*args)
+
+    async def primaries_command(self, op: str, *args: Any) -> list[Any]:
+        return [await self.command(op, *args)]
+
+    async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
+        with map_exceptions(op, self.server):
+            pipe = self._client.pipeline(transaction=False)
+            for script in scripts:
+                pipe.execute_command("SCRIPT LOAD", script.source)
+            await pipe.execute()
+
+    async def close(self) -> None:
+        if self._owns:
+            await self._client.aclose()
+
+
+class ClusterTransport(Transport):
+    """A cluster client, initialized once under a lock, with a bound on calls in flight per node."""
+
+    def __init__(self, client: RedisCluster, *, server: str, owns_client: bool, max_in_flight: int) -> None:
+        self._client = client
+        self._owns = owns_client
+        self._ready = False
+        self._init_lock = asyncio.Lock()
+        self._max_in_flight = max_in_flight
+        self._in_flight: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(max_in_flight))
+        self.server = server
+
+    @classmethod
+    def from_url(cls, url: str, options: ConnectionOptions) -> ClusterTransport:
+        client = RedisCluster.from_url(
+            url, max_connections=options.max_connections, **options.client_kwargs()
+        )
+        return cls(client, server=redact(url), owns_client=True, max_in_flight=options.max_connections)
+
+    async def _ensure_ready(self, op: str) -> None:
+        # A fresh RedisCluster used by many coroutines at once before it knows the slot map fails
+        # ("'NoneType' object has no attribute 'writelines'"): initialize it once, first.
+        if self._ready:
+            return
+        async with self._init_lock:
+            if not self._ready:
+                with map_exceptions(op, self.server):
+                    await self._client.initialize()
+                self._ready = True
+
+    def _node(self, key: bytes) -> ClusterNode:
+        node = self._client.get_node_from_key(key)  # type: ignore[arg-type]  # bytes keys work
+        if node is None:
+            raise CacheConnectionError(f"no node serves the slot of {key!r} on {self.server}")
+        return node
+
+    async def run(self, op: str, call: ScriptCall) -> Any:
+        script, keys, args = call
+        await self._ensure_ready(op)
+        async with self._in_flight[self._node(keys[0]).name]:
+            with map_exceptions(op, self.server):
+                try:
+                    return await self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                except rex.NoScriptError:
+                    await self._client.script_load(script.source)
+                    return await self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def run_many(self, op: str, calls: Sequence[ScriptCall]) -> list[Any]:
+        if not calls:
+            return []
+        await self._ensure_ready(op)
+        by_node: dict[str, list[int]] = defaultdict(list)
+        for i, (_, keys, _) in enumerate(calls):
+            by_node[self._node(keys[0]).name].append(i)
+        results: list[Any] = [None] * len(calls)
+
+        async def one_node(name: str, indexes: list[int]) -> None:
+            async with self._in_flight[name]:
+                answers = await self._pipeline([calls[i] for i in indexes])
+                missing = [i for i, answer in zip(indexes, answers, strict=True) if _is_noscript(answer)]
+                for i, answer in zip(indexes, answers, strict=True):
+                    results[i] = answer
+                if missing:
+                    for script in {calls[i][0] for i in missing}:
+                        await self._client.script_load(script.source)
+                    for i, answer in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
+                        results[i] = answer
+
+        with map_exceptions(op, self.server):
+            await asyncio.gather(*(one_node(name, idx) for name, idx in by_node.items()))
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        pipe = self._client.pipeline()
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def command(self, op: str, *args: Any, route_key: bytes | None = None) -> Any:
+        await self._ensure_ready(op)
+        if route_key is None:
+            with map_exceptions(op, self.server):
+                return await self._client.execute_command(*args)
+        node = self._node(route_key)
+        async with self._in_flight[node.name]:
+            with map_exceptions(op, self.server):
+                return await self._client.execute_command(*args, target_nodes=node)
+
+    async def primaries_command(self, op: str, *args: Any) -> list[Any]:
+        await self._ensure_ready(op)
+        with map_exceptions(op, self.server):
+            primaries = self._client.get_primaries()
+            return list(
+                await asyncio.gather(
+                    *(self._client.execute_command(*args, target_nodes=node) for node in primaries)
+                )
+            )
+
+    async def close(self) -> None:
+        if self._owns:
+            await self._client.aclose()

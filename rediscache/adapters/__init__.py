@@ -1,0 +1,1 @@
+"""Cache adapters: the backends that implement the ``CacheAdapter`` port."""

@@ -1,0 +1,485 @@
+"""``RedisCacheAdapter``: the port implemented natively on Redis, one atomic Lua script per operation.
+
+Data layout (details in ``lua/_lib.lua``): a cache is split into shards, each one hash slot named
+``{<prefix>:<shard>}``. A shard holds its entries (one hash each, with Redis's own TTL), a ledger
+of what each entry is indexed under, a key index, an expiry registry, a created-time index, the tag
+and namespace indexes, and its stats. Because all of them share the slot, one script changes an
+entry and every index together; because a cache has several shards on a cluster, its entries and
+indexes spread over every master, and invalidations run one script per shard, all at once.
+
+Round trips: ``get``, ``set``, ``delete`` are one; ``delete_by_tags``/``delete_by_namespace`` are
+one per shard per batch (``batch_size`` entries); ``get_many``/``set_many``/``delete_many`` are one
+per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
+from redis.asyncio import Redis, RedisCluster
+
+from rediscache._exceptions import CacheConnectionError, CacheError, UndecodablePayload
+from rediscache._glob import compile_glob, literal_prefix
+from rediscache._layout import Layout, Shard, member_prefix
+from rediscache._models import CacheEntry, CacheKey, CacheStats, validate_ttl
+from rediscache._port import CacheAdapter
+from rediscache._scripts import script
+from rediscache._transport import (
+    ClusterTransport,
+    ConnectionOptions,
+    ScriptCall,
+    StandaloneTransport,
+    Transport,
+    redact,
+)
+from rediscache.serialization import Codec, make_codec
+
+__all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
+
+logger = logging.getLogger("rediscache")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_GET = script("get")
+_GET_RO = script("get_ro")
+_SET = script("set")
+_DELETE = script("delete")
+_INVALIDATE = script("invalidate")
+_CLEANUP = script("cleanup")
+_STATS = script("stats")
+_ALL_SCRIPTS = (_GET, _GET_RO, _SET, _DELETE, _INVALIDATE, _CLEANUP, _STATS)
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+#: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
+#: pattern ``~<prefix>*`` (``CONFIG GET`` is optional: without it the eviction-policy check is skipped).
+ACL_COMMANDS = (
+    "evalsha", "script|load", "exists", "zrangebylex",  # sent by the client
+    "del", "hdel", "hget", "hincrby", "hmget", "hset", "pexpireat", "time",  # run inside the scripts
+    "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore",
+)  # fmt: skip
+
+
+def _ms(value: bytes | int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=int(value))
+
+
+def _ttl_ms(ttl: timedelta | None) -> int:
+    if ttl is None:
+        return 0
+    micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
+    return -(-micros // 1000)  # round up: a TTL never ends early
+
+
+def _require_key(key: object) -> CacheKey:
+    if not isinstance(key, CacheKey):
+        raise TypeError(f"expected a CacheKey, got {type(key).__name__}")
+    return key
+
+
+def _require_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty str")
+    return value
+
+
+def _require_tags(tags: object) -> list[str]:
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)):
+        raise ValueError("tags must be a list of non-empty str")
+    return [_require_name("tag", tag) for tag in tags]
+
+
+def _prefix_only(pattern: str, prefix: str) -> bool:
+    """Whether ``pattern`` is exactly a literal prefix followed by one ``*``: every key in that range matches."""
+    escaped = "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in prefix)
+    return pattern == escaped + "*"
+
+
+def _describe(client: Redis | RedisCluster) -> str:
+    if isinstance(client, RedisCluster):
+        nodes = client.get_nodes() or client.startup_nodes
+        return "redis cluster " + ",".join(node.name for node in nodes[:3])
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+class RedisCacheAdapter(CacheAdapter):
+    """A cache on Redis or Redis Cluster that keeps entries, indexes and stats in step atomically.
+
+    Args:
+        redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, with password and db if needed.
+        key_prefix: every key this cache writes starts with it; no ``{`` or ``}``.
+        client: a ready ``redis.asyncio.Redis`` or ``RedisCluster`` (not decoding responses); the
+            adapter never closes a client it was given.
+        serializer: ``"msgpack"`` (default), ``"pickle"`` (needs ``secret``) or a ``Codec``.
+        secret: signing secret(s) for pickle; the first signs, all verify.
+        cluster: build a cluster client from ``redis_url``.
+        shards: hash slots the cache is spread over (default 1 on one server, 16 on a cluster).
+        batch_size: entries removed per script call by invalidations; bounds how long Redis is blocked.
+        trim_per_write: expired entries unindexed by each ``set`` (keeps indexes from growing).
+        compression_threshold: compress payloads larger than this many bytes (``None``: never).
+        read_only_reads: ``get`` writes nothing (no hit count, last access or stats): for replicas
+            and for servers at ``maxmemory`` under ``noeviction``.
+        strict_eviction_policy: refuse to run on a server whose ``maxmemory-policy`` is ``allkeys-*``
+            (eviction of an index could let a stale entry outlive its invalidation); otherwise a
+            WARNING is logged on the ``rediscache`` logger.
+        socket_timeout, connect_timeout, retries, max_connections, pool_timeout,
+        health_check_interval: connection settings; the defaults make a dead server fail in seconds.
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        *,
+        key_prefix: str = "rediscache",
+        client: Redis | RedisCluster | None = None,
+        serializer: Literal["msgpack", "pickle"] | Codec = "msgpack",
+        secret: str | bytes | Sequence[str | bytes] | None = None,
+        cluster: bool = False,
+        shards: int | None = None,
+        batch_size: int = 500,
+        trim_per_write: int = 10,
+        compression_threshold: int | None = None,
+        read_only_reads: bool = False,
+        strict_eviction_policy: bool = False,
+        socket_timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+        retries: int = 2,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+        health_check_interval: float = 30.0,
+    ) -> None:
+        if batch_size < 1 or trim_per_write < 0:
+            raise ValueError("batch_size must be >= 1 and trim_per_write >= 0")
+        self._codec = make_codec(serializer, secret=secret, compression_threshold=compression_threshold)
+        options = ConnectionOptions(
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            retries=retries,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+            health_check_interval=health_check_interval,
+        )
+        is_cluster = isinstance(client, RedisCluster) or (client is None and cluster)
+        self._transport: Transport
+        if client is None:
+            self._transport = (
+                ClusterTransport.from_url(redis_url, options)
+                if cluster
+                else StandaloneTransport.from_url(redis_url, options)
+            )
+        elif isinstance(client, RedisCluster):
+            self._transport = ClusterTransport(
+                client, server=_describe(client), owns_client=False, max_in_flight=max_connections
+            )
+        elif isinstance(client, Redis):
+            self._transport = StandaloneTransport(client, server=_describe(client), owns_client=False)
+        else:
+            raise TypeError(
+                f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}"
+            )
+        self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
+        self._batch = batch_size
+        self._trim = str(trim_per_write).encode()
+        self._read_only = read_only_reads
+        self._strict_eviction = strict_eviction_policy
+        self._checked = False
+        self._check_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def key_prefix(self) -> str:
+        return self._layout.prefix
+
+    @property
+    def server(self) -> str:
+        """The server or cluster this adapter talks to (password redacted)."""
+        return redact(self._transport.server)
+
+    # -- first use ---------------------------------------------------------------------------------
+
+    async def _ready(self, op: str) -> None:
+        """Checks made once, on first use (named after the operation that triggered them)."""
+        if self._checked:
+            return
+        async with self._check_lock:
+            if not self._checked:
+                await self._check_eviction_policy(op)
+                await self._transport.load_scripts(op, _ALL_SCRIPTS)
+                self._checked = True
+
+    async def _check_eviction_policy(self, op: str) -> None:
+        try:
+            answers = await self._transport.primaries_command(op, "CONFIG", "GET", "maxmemory-policy")
+        except CacheConnectionError:
+            raise
+        except CacheError as exc:
+            # Managed services often forbid CONFIG; the check is advice, not a precondition.
+            logger.info("rediscache: cannot read maxmemory-policy on %s (%s)", self.server, exc)
+            return
+        for answer in answers:
+            policy = answer.get(b"maxmemory-policy") if isinstance(answer, dict) else None
+            if policy is None and isinstance(answer, list) and len(answer) == 2:
+                policy = answer[1]
+            if isinstance(policy, bytes) and policy.startswith(b"allkeys-"):
+                message = (
+                    f"Redis at {self.server} has maxmemory-policy {policy.decode()}: Redis may evict an index "
+                    "of this cache, and an entry whose index was evicted outlives its invalidation. Use "
+                    "volatile-* or noeviction for a cache that relies on tag or namespace invalidation."
+                )
+                if self._strict_eviction:
+                    raise CacheError(message)
+                logger.warning(message)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def _get_call(self, key: CacheKey) -> tuple[ScriptCall, bytes]:
+        fk = key.full_key.encode()
+        shard = self._layout.shard_of(fk)
+        if self._read_only:
+            return (_GET_RO, (shard.entry_key(fk), shard.ledger), (fk,)), fk
+        return (_GET, (shard.entry_key(fk), shard.ledger, shard.stats), (fk,)), fk
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        call, fk = self._get_call(_require_key(key))
+        await self._ready("get")
+        reply = await self._transport.run("get", call)
+        if reply is None:
+            return None
+        return await self._entry(key, fk, reply)
+
+    async def exists(self, key: CacheKey) -> bool:
+        fk = _require_key(key).full_key.encode()
+        await self._ready("exists")
+        shard = self._layout.shard_of(fk)
+        return bool(
+            await self._transport.command("exists", "EXISTS", shard.entry_key(fk), route_key=shard.ledger)
+        )
+
+    async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
+        calls = [self._get_call(_require_key(key)) for key in keys]
+        if not calls:
+            return []
+        await self._ready("get_many")
+        replies = await self._transport.run_many("get_many", [call for call, _ in calls])
+        return [
+            None if reply is None else await self._entry(key, fk, reply)
+            for key, (_, fk), reply in zip(keys, calls, replies, strict=True)
+        ]
+
+    async def _entry(self, key: CacheKey, fk: bytes, reply: list[Any]) -> CacheEntry | None:
+        payload, created, expiry, hits, now, ledger = reply
+        try:
+            value = self._codec.decode(payload, key.full_key)
+        except UndecodablePayload as exc:
+            await self._discard(key, fk, exc)
+            return None
+        if self._read_only:
+            hits += 1  # the entry as touched by this read, though nothing was written
+        return CacheEntry.model_construct(
+            key=self._stored_key(key, ledger),
+            value=value,
+            created_at=_ms(created),
+            expires_at=None if expiry is None else _ms(expiry),
+            hit_count=hits,
+            last_accessed=_ms(now),
+        )
+
+    @staticmethod
+    def _stored_key(key: CacheKey, ledger: bytes | None) -> CacheKey:
+        """The key as it was set (its namespace and tags), which may differ from the one asked with."""
+        if ledger is None:
+            return key
+        _, namespace, tags = msgpack.unpackb(ledger)
+        namespace = namespace or None
+        if namespace == key.namespace and tags == key.tags:
+            return key
+        full = key.full_key
+        bare = full[len(namespace) + 1 :] if namespace else full
+        return CacheKey.model_construct(key=bare, namespace=namespace, tags=tags)
+
+    async def _discard(self, key: CacheKey, fk: bytes, reason: Exception) -> None:
+        """An entry we cannot trust or read: remove it, and count the read as the miss it was."""
+        logger.warning(
+            "rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason
+        )
+        shard = self._layout.shard_of(fk)
+        await self._transport.run("discard", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,)))
+        if not self._read_only:
+            await self._transport.command(
+                "discard", "HINCRBY", shard.stats, "hits", -1, route_key=shard.stats
+            )
+            await self._transport.command(
+                "discard", "HINCRBY", shard.stats, "misses", 1, route_key=shard.stats
+            )
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int) -> ScriptCall:
+        full_key = _require_key(key).full_key
+        payload = self._codec.encode(value, full_key)
+        fk = full_key.encode()
+        shard = self._layout.shard_of(fk)
+        namespace = key.namespace.encode() if key.namespace is not None else b""
+        return (
+            _SET,
+            (*shard.index_keys, shard.entry_key(fk)),
+            (fk, payload, ttl_ms, namespace, self._trim, *[tag.encode() for tag in key.tags]),
+        )
+
+    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+        call = self._set_call(key, value, _ttl_ms(validate_ttl(ttl)))
+        await self._ready("set")
+        await self._transport.run("set", call)
+
+    async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
+        ttl_ms = _ttl_ms(validate_ttl(ttl))
+        # Encode everything before sending anything: one bad value writes nothing.
+        calls = [self._set_call(key, value, ttl_ms) for key, value in items]
+        await self._ready("set_many")
+        await self._transport.run_many("set_many", calls)
+
+    async def delete(self, key: CacheKey) -> bool:
+        fk = _require_key(key).full_key.encode()
+        await self._ready("delete")
+        shard = self._layout.shard_of(fk)
+        return bool(
+            await self._transport.run("delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,)))
+        )
+
+    async def delete_many(self, keys: Iterable[CacheKey]) -> int:
+        full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
+        await self._ready("delete_many")
+        return await self._delete_full_keys("delete_many", full_keys)
+
+    async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
+        by_shard: dict[int, list[bytes]] = defaultdict(list)
+        for fk in full_keys:
+            by_shard[self._layout.shard_of(fk).number].append(fk)
+        calls: list[ScriptCall] = []
+        for number, fks in by_shard.items():
+            shard = self._layout.shards[number]
+            for start in range(0, len(fks), self._batch):
+                chunk = fks[start : start + self._batch]
+                calls.append((_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), chunk))
+        return sum(int(live) for live in await self._transport.run_many(op, calls))
+
+    # -- invalidation ------------------------------------------------------------------------------
+
+    async def _invalidate(self, op: str, index: bytes, prefixes: Sequence[bytes]) -> int:
+        """Run the invalidate script on every shard, batch after batch, until the ranges are empty."""
+
+        async def one_shard(shard: Shard) -> int:
+            removed = 0
+            args = (shard.entry_prefix, self._batch, index, *prefixes)
+            while True:
+                live, more = await self._transport.run(op, (_INVALIDATE, shard.index_keys, args))
+                removed += int(live)
+                if not more:
+                    return removed
+
+        await self._ready(op)
+        return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+
+    async def delete_by_tags(self, tags: list[str]) -> int:
+        prefixes = list(dict.fromkeys(member_prefix(tag) for tag in _require_tags(tags)))
+        if not prefixes:
+            return 0
+        return await self._invalidate("delete_by_tags", b"t", prefixes)
+
+    async def delete_by_namespace(self, namespace: str) -> int:
+        return await self._invalidate(
+            "delete_by_namespace", b"n", [member_prefix(_require_name("namespace", namespace))]
+        )
+
+    async def clear(self) -> None:
+        await self._invalidate("clear", b"k", [b""])
+
+    async def delete_by_pattern(self, pattern: str) -> int:
+        prefix = literal_prefix(_require_name("pattern", pattern))
+        if _prefix_only(pattern, prefix):
+            # Every key in the prefix's range matches: delete server-side, one call per batch.
+            return await self._invalidate("delete_by_pattern", b"k", [prefix.encode()])
+        matches = compile_glob(pattern)
+        low = b"[" + prefix.encode()
+        high = b"(" + prefix.encode() + b"\xff"  # UTF-8 never contains 0xff: the range covers the prefix
+
+        async def one_shard(shard: Shard) -> int:
+            removed, start = 0, low
+            while True:
+                page: list[bytes] = await self._transport.command(
+                    "delete_by_pattern",
+                    "ZRANGEBYLEX",
+                    shard.keys,
+                    start,
+                    high,
+                    "LIMIT",
+                    0,
+                    self._batch,
+                    route_key=shard.keys,
+                )
+                hits = [fk for fk in page if matches(fk)]
+                if hits:
+                    removed += await self._delete_full_keys("delete_by_pattern", hits)
+                if len(page) < self._batch:
+                    return removed
+                start = b"(" + page[-1]
+
+        await self._ready("delete_by_pattern")
+        return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    async def cleanup_expired(self) -> int:
+        async def one_shard(shard: Shard) -> int:
+            removed = 0
+            while True:
+                count, more = await self._transport.run(
+                    "cleanup_expired", (_CLEANUP, shard.index_keys, (self._batch,))
+                )
+                removed += int(count)
+                if not more:
+                    return removed
+
+        await self._ready("cleanup_expired")
+        return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+
+    async def get_stats(self) -> CacheStats:
+        await self._ready("get_stats")
+        replies = await self._transport.run_each(
+            "get_stats", [(_STATS, shard.index_keys, (self._batch,)) for shard in self._layout.shards]
+        )
+        entries = hits = misses = size = 0
+        oldest: int | None = None
+        newest: int | None = None
+        for total, expired, shard_hits, shard_misses, shard_bytes, low, high in replies:
+            entries += total - expired
+            hits += int(shard_hits)
+            misses += int(shard_misses)
+            size += int(shard_bytes)
+            if low is not None:
+                oldest = int(low) if oldest is None else min(oldest, int(low))
+            if high is not None:
+                newest = int(high) if newest is None else max(newest, int(high))
+        reads = hits + misses
+        return CacheStats(  # type: ignore[call-arg]  # extra fields are allowed on CacheStats
+            total_entries=entries,
+            total_hits=hits,
+            total_misses=misses,
+            hit_rate=hits / reads if reads else 0.0,
+            memory_usage_bytes=size,
+            oldest_entry=None if oldest is None else _ms(oldest),
+            newest_entry=None if newest is None else _ms(newest),
+            shards=self._layout.shard_count,
+        )
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._transport.close()

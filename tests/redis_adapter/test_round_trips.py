@@ -1,0 +1,112 @@
+"""What the client actually sends, counted by a TCP proxy in front of a standalone server.
+
+``INFO commandstats`` would not do: it also counts the commands run inside the scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest_asyncio
+from support.factories import MakeAdapter
+from support.proxy import CountingProxy
+
+from rediscache import CacheKey, RedisCacheAdapter
+
+
+@pytest_asyncio.fixture
+async def counted(make_adapter: MakeAdapter, counting_proxy: CountingProxy) -> RedisCacheAdapter:
+    adapter = await make_adapter(counting_proxy.url)
+    # First use opens a connection and reads maxmemory-policy; scripts get loaded on first call.
+    await adapter.set(CacheKey(key="warm", tags=["warm"], namespace="warm"), 0)
+    await adapter.get(CacheKey(key="warm"))
+    await adapter.delete(CacheKey(key="warm"))
+    await adapter.delete_by_tags(["warm"])
+    await adapter.delete_by_namespace("warm")
+    await counting_proxy.settle()
+    counting_proxy.reset()
+    return adapter
+
+
+async def _measure(proxy: CountingProxy, action: Any) -> tuple[list[str], int]:
+    proxy.reset()
+    await action
+    await proxy.settle()
+    return proxy.commands, proxy.round_trips
+
+
+async def test_get_is_one_round_trip(counted: RedisCacheAdapter, counting_proxy: CountingProxy) -> None:
+    await counted.set(CacheKey(key="k"), 1)
+    assert await _measure(counting_proxy, counted.get(CacheKey(key="k"))) == (["EVALSHA"], 1)
+
+
+async def test_a_miss_is_one_round_trip(counted: RedisCacheAdapter, counting_proxy: CountingProxy) -> None:
+    assert await _measure(counting_proxy, counted.get(CacheKey(key="nope"))) == (["EVALSHA"], 1)
+
+
+async def test_set_with_namespace_tags_and_ttl_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    from datetime import timedelta
+
+    key = CacheKey(key="k", namespace="ns", tags=["a", "b"])
+    assert await _measure(counting_proxy, counted.set(key, {"x": 1}, ttl=timedelta(seconds=5))) == (
+        ["EVALSHA"],
+        1,
+    )
+
+
+async def test_delete_is_one_round_trip(counted: RedisCacheAdapter, counting_proxy: CountingProxy) -> None:
+    await counted.set(CacheKey(key="k"), 1)
+    assert await _measure(counting_proxy, counted.delete(CacheKey(key="k"))) == (["EVALSHA"], 1)
+
+
+async def test_delete_by_tags_of_one_batch_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    await counted.set_many([(CacheKey(key=f"k{i}", tags=["t", "u"]), i) for i in range(300)])
+    commands, trips = await _measure(counting_proxy, counted.delete_by_tags(["t", "u"]))
+    assert (commands, trips) == (["EVALSHA"], 1)
+    assert (await counted.get_stats()).total_entries == 0
+
+
+async def test_delete_by_namespace_of_one_batch_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    await counted.set_many([(CacheKey(key=f"k{i}", namespace="ns"), i) for i in range(500)])
+    assert await _measure(counting_proxy, counted.delete_by_namespace("ns")) == (["EVALSHA"], 1)
+
+
+async def test_an_invalidation_beyond_one_batch_costs_one_round_trip_per_batch(
+    make_adapter: MakeAdapter, counting_proxy: CountingProxy
+) -> None:
+    adapter = await make_adapter(counting_proxy.url, batch_size=100)
+    await adapter.set_many([(CacheKey(key=f"k{i}", tags=["t"]), i) for i in range(250)])
+    commands, trips = await _measure(counting_proxy, adapter.delete_by_tags(["t"]))
+    assert commands == ["EVALSHA"] * 3 and trips == 3
+
+
+async def test_get_many_of_100_keys_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    keys = [CacheKey(key=f"k{i}") for i in range(100)]
+    await counted.set_many([(key, i) for i, key in enumerate(keys)])
+    commands, trips = await _measure(counting_proxy, counted.get_many(keys))
+    assert (len(commands), trips) == (100, 1)
+
+
+async def test_set_many_of_100_keys_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    items = [(CacheKey(key=f"k{i}", tags=["t"]), i) for i in range(100)]
+    commands, trips = await _measure(counting_proxy, counted.set_many(items))
+    assert (len(commands), trips) == (100, 1)
+
+
+async def test_delete_many_of_100_keys_is_one_round_trip(
+    counted: RedisCacheAdapter, counting_proxy: CountingProxy
+) -> None:
+    keys = [CacheKey(key=f"k{i}") for i in range(100)]
+    await counted.set_many([(key, i) for i, key in enumerate(keys)])
+    commands, trips = await _measure(counting_proxy, counted.delete_many(keys))
+    assert (commands, trips) == (["EVALSHA"], 1)
