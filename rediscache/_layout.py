@@ -48,6 +48,10 @@ class Shard:
     def entry_key(self, full_key: bytes) -> bytes:
         return self.entry_prefix + full_key
 
+    def lock_key(self, name: bytes) -> bytes:
+        # Beside the entries of the shard, under the same prefix (and so the same ACL pattern).
+        return self.entry_prefix[:-2] + b"l:" + name
+
 
 class Layout:
     """Names the keys of one cache (one prefix) split over ``shards`` hash slots."""

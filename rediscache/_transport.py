@@ -201,9 +201,7 @@ class ClusterTransport(Transport):
 
     @classmethod
     def from_url(cls, url: str, options: ConnectionOptions) -> ClusterTransport:
-        client = RedisCluster.from_url(
-            url, max_connections=options.max_connections, **options.client_kwargs()
-        )
+        client = RedisCluster.from_url(url, max_connections=options.max_connections, **options.client_kwargs())
         return cls(client, server=redact(url), owns_client=True, max_in_flight=options.max_connections)
 
     async def _ensure_ready(self, op: str) -> None:
@@ -283,9 +281,7 @@ class ClusterTransport(Transport):
         with map_exceptions(op, self.server):
             primaries = self._client.get_primaries()
             return list(
-                await asyncio.gather(
-                    *(self._client.execute_command(*args, target_nodes=node) for node in primaries)
-                )
+                await asyncio.gather(*(self._client.execute_command(*args, target_nodes=node) for node in primaries))
             )
 
     async def close(self) -> None:

@@ -65,9 +65,7 @@ async def redis_client(redis_server: RedisServer, key_prefix: str) -> AsyncItera
 
 
 @pytest_asyncio.fixture
-async def cluster_client(
-    redis_cluster: RedisCluster, key_prefix: str
-) -> AsyncIterator[redis.asyncio.RedisCluster]:
+async def cluster_client(redis_cluster: RedisCluster, key_prefix: str) -> AsyncIterator[redis.asyncio.RedisCluster]:
     client = redis.asyncio.RedisCluster.from_url(redis_cluster.url, decode_responses=False)
     await client.initialize()
     try:

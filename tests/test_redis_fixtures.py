@@ -87,9 +87,7 @@ async def test_cluster_is_up_with_three_masters(
     assert await cluster_client.ping() is True
     primaries = cluster_client.get_primaries()
     assert len(primaries) == 3
-    assert {f"{node.host}:{node.port}" for node in primaries} == {
-        node.address for node in redis_cluster.nodes
-    }
+    assert {f"{node.host}:{node.port}" for node in primaries} == {node.address for node in redis_cluster.nodes}
     for node in primaries:
         info = await cluster_client.cluster_info(target_nodes=node)
         assert info["cluster_state"] == "ok"

@@ -57,8 +57,7 @@ _ZLIB_LEVEL = 6
 
 # Types whose size sys.getsizeof reports whole (they hold no references worth following).
 _ATOMIC_TYPES: frozenset[type] = frozenset(
-    {str, bytes, bytearray, int, float, complex, bool, type(None)}
-    | {datetime, date, time, timedelta, Decimal, UUID}
+    {str, bytes, bytearray, int, float, complex, bool, type(None)} | {datetime, date, time, timedelta, Decimal, UUID}
 )
 # Objects whose attributes are shared program state, not part of a cached value.
 _OPAQUE_TYPES = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType)
@@ -237,9 +236,7 @@ class MemoryCacheAdapter(CacheAdapter):
         self._max_memory_bytes = _optional_limit("max_memory_bytes", max_memory_bytes)
         self._policy: EvictionPolicy = _require_policy(eviction_policy)
         if isinstance(compression_threshold, bool) or not isinstance(compression_threshold, int):
-            raise TypeError(
-                f"compression_threshold must be an int, not {type(compression_threshold).__name__}"
-            )
+            raise TypeError(f"compression_threshold must be an int, not {type(compression_threshold).__name__}")
         if compression_threshold < 0:
             raise ValueError(f"compression_threshold must be >= 0, got {compression_threshold}")
         self._compression_threshold = compression_threshold

@@ -52,14 +52,15 @@ _DELETE = script("delete")
 _INVALIDATE = script("invalidate")
 _CLEANUP = script("cleanup")
 _STATS = script("stats")
-_ALL_SCRIPTS = (_GET, _GET_RO, _SET, _DELETE, _INVALIDATE, _CLEANUP, _STATS)
+_UNLOCK = script("unlock")
+_ALL_SCRIPTS = (_GET, _GET_RO, _SET, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _UNLOCK)
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
 #: pattern ``~<prefix>*`` (``CONFIG GET`` is optional: without it the eviction-policy check is skipped).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "exists", "zrangebylex",  # sent by the client
-    "del", "hdel", "hget", "hincrby", "hmget", "hset", "pexpireat", "time",  # run inside the scripts
+    "evalsha", "script|load", "exists", "zrangebylex", "set",  # sent by the client
+    "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "pexpireat", "time",  # run inside the scripts
     "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore",
 )  # fmt: skip
 
@@ -181,9 +182,7 @@ class RedisCacheAdapter(CacheAdapter):
         elif isinstance(client, Redis):
             self._transport = StandaloneTransport(client, server=_describe(client), owns_client=False)
         else:
-            raise TypeError(
-                f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}"
-            )
+            raise TypeError(f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}")
         self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
         self._batch = batch_size
         self._trim = str(trim_per_write).encode()
@@ -196,6 +195,11 @@ class RedisCacheAdapter(CacheAdapter):
     @property
     def key_prefix(self) -> str:
         return self._layout.prefix
+
+    @property
+    def codec(self) -> Codec:
+        """The codec in use; register pydantic models with ``adapter.codec.register_model(Model)``."""
+        return self._codec
 
     @property
     def server(self) -> str:
@@ -258,9 +262,7 @@ class RedisCacheAdapter(CacheAdapter):
         fk = _require_key(key).full_key.encode()
         await self._ready("exists")
         shard = self._layout.shard_of(fk)
-        return bool(
-            await self._transport.command("exists", "EXISTS", shard.entry_key(fk), route_key=shard.ledger)
-        )
+        return bool(await self._transport.command("exists", "EXISTS", shard.entry_key(fk), route_key=shard.ledger))
 
     async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
         calls = [self._get_call(_require_key(key)) for key in keys]
@@ -306,18 +308,12 @@ class RedisCacheAdapter(CacheAdapter):
 
     async def _discard(self, key: CacheKey, fk: bytes, reason: Exception) -> None:
         """An entry we cannot trust or read: remove it, and count the read as the miss it was."""
-        logger.warning(
-            "rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason
-        )
+        logger.warning("rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason)
         shard = self._layout.shard_of(fk)
         await self._transport.run("discard", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,)))
         if not self._read_only:
-            await self._transport.command(
-                "discard", "HINCRBY", shard.stats, "hits", -1, route_key=shard.stats
-            )
-            await self._transport.command(
-                "discard", "HINCRBY", shard.stats, "misses", 1, route_key=shard.stats
-            )
+            await self._transport.command("discard", "HINCRBY", shard.stats, "hits", -1, route_key=shard.stats)
+            await self._transport.command("discard", "HINCRBY", shard.stats, "misses", 1, route_key=shard.stats)
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -349,9 +345,7 @@ class RedisCacheAdapter(CacheAdapter):
         fk = _require_key(key).full_key.encode()
         await self._ready("delete")
         shard = self._layout.shard_of(fk)
-        return bool(
-            await self._transport.run("delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,)))
-        )
+        return bool(await self._transport.run("delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,))))
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
@@ -440,9 +434,7 @@ class RedisCacheAdapter(CacheAdapter):
         async def one_shard(shard: Shard) -> int:
             removed = 0
             while True:
-                count, more = await self._transport.run(
-                    "cleanup_expired", (_CLEANUP, shard.index_keys, (self._batch,))
-                )
+                count, more = await self._transport.run("cleanup_expired", (_CLEANUP, shard.index_keys, (self._batch,)))
                 removed += int(count)
                 if not more:
                     return removed
@@ -478,6 +470,31 @@ class RedisCacheAdapter(CacheAdapter):
             newest_entry=None if newest is None else _ms(newest),
             shards=self._layout.shard_count,
         )
+
+    # -- locks (for stampede protection across instances) --------------------------------------------
+
+    def _lock_key(self, name: str) -> bytes:
+        raw = _require_name("lock name", name).encode()
+        return self._layout.shard_of(raw).lock_key(raw)
+
+    async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
+        """Take the lock ``name`` for ``ttl`` if nobody holds it (``SET NX PX``); ``token`` proves ownership.
+
+        A holder that dies leaves the lock to expire after ``ttl``.
+        """
+        key = self._lock_key(name)
+        ttl_ms = _ttl_ms(validate_ttl(ttl))
+        await self._ready("try_lock")
+        reply = await self._transport.command(
+            "try_lock", "SET", key, _require_name("token", token), "NX", "PX", ttl_ms, route_key=key
+        )
+        return reply is not None and reply is not False
+
+    async def unlock(self, name: str, token: str) -> bool:
+        """Release the lock if ``token`` still holds it; ``False`` if it expired or another holder took it."""
+        key = self._lock_key(name)
+        await self._ready("unlock")
+        return bool(await self._transport.run("unlock", (_UNLOCK, (key,), (_require_name("token", token),))))
 
     async def close(self) -> None:
         if not self._closed:

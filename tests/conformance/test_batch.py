@@ -26,9 +26,7 @@ async def test_get_many_puts_none_in_place_of_each_miss(adapter: CacheAdapter) -
     await adapter.set(CacheKey(key="a"), "A")
     await adapter.set(CacheKey(key="c"), "C")
 
-    entries = await adapter.get_many(
-        [CacheKey(key="x"), CacheKey(key="a"), CacheKey(key="y"), CacheKey(key="c")]
-    )
+    entries = await adapter.get_many([CacheKey(key="x"), CacheKey(key="a"), CacheKey(key="y"), CacheKey(key="c")])
 
     assert [entry.value if entry else None for entry in entries] == [None, "A", None, "C"]
     assert entries[0] is None and entries[2] is None

@@ -30,9 +30,7 @@ def test_namespace_must_be_none_or_a_non_empty_str(bad: Any) -> None:
         CacheKey(key="k", namespace=bad)
 
 
-@pytest.mark.parametrize(
-    "bad", [[""], [1], [None], [b"t"], ["ok", ""]], ids=["empty", "int", "none", "bytes", "mixed"]
-)
+@pytest.mark.parametrize("bad", [[""], [1], [None], [b"t"], ["ok", ""]], ids=["empty", "int", "none", "bytes", "mixed"])
 def test_tags_must_be_non_empty_strs(bad: Any) -> None:
     with pytest.raises(ValueError):
         CacheKey(key="k", tags=bad)
@@ -48,9 +46,7 @@ def test_full_key_without_namespace_is_the_key() -> None:
 
 
 def test_full_key_with_namespace_is_namespace_colon_key() -> None:
-    assert (
-        CacheKey(key="profile", namespace="user:123", tags=["user", "profile"]).full_key == "user:123:profile"
-    )
+    assert CacheKey(key="profile", namespace="user:123", tags=["user", "profile"]).full_key == "user:123:profile"
 
 
 # ---------------------------------------------------------------------------------------------

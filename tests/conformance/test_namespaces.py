@@ -65,9 +65,7 @@ async def test_delete_by_parent_of_a_colon_namespace_removes_nothing(adapter: Ca
 
 
 async def test_delete_by_colon_namespace_removes_its_entries(adapter: CacheAdapter) -> None:
-    await add(
-        adapter, CacheKey(key="profile", namespace="user:123"), CacheKey(key="profile", namespace="user:1")
-    )
+    await add(adapter, CacheKey(key="profile", namespace="user:123"), CacheKey(key="profile", namespace="user:1"))
 
     assert await adapter.delete_by_namespace("user:123") == 1
     assert await adapter.exists(CacheKey(key="profile", namespace="user:1"))
@@ -95,9 +93,7 @@ async def test_delete_by_namespace_twice_returns_0_the_second_time(adapter: Cach
 
 
 @pytest.mark.parametrize("namespace", ["a*", "a?", "[ab]", "a\\", "a%"])
-async def test_delete_by_namespace_takes_the_namespace_literally(
-    adapter: CacheAdapter, namespace: str
-) -> None:
+async def test_delete_by_namespace_takes_the_namespace_literally(adapter: CacheAdapter, namespace: str) -> None:
     await add(
         adapter,
         CacheKey(key="x", namespace=namespace),

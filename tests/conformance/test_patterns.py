@@ -41,9 +41,7 @@ async def test_star_matches_across_colons(adapter: CacheAdapter) -> None:
 
 
 async def test_star_in_the_middle(adapter: CacheAdapter) -> None:
-    removed = await removed_by(
-        adapter, "temp:*:data", ["temp:1:data", "temp:a:b:data", "temp:1:data:x", "temp:data"]
-    )
+    removed = await removed_by(adapter, "temp:*:data", ["temp:1:data", "temp:a:b:data", "temp:1:data:x", "temp:data"])
 
     assert removed == {"temp:1:data", "temp:a:b:data"}
 
@@ -226,9 +224,7 @@ async def test_delete_by_pattern_removes_namespace_memberships(adapter: CacheAda
     assert await adapter.exists(CacheKey(key="temp:1"))
 
 
-async def test_delete_by_pattern_touches_only_this_cache(
-    adapter: CacheAdapter, make_adapter: MakeAdapter
-) -> None:
+async def test_delete_by_pattern_touches_only_this_cache(adapter: CacheAdapter, make_adapter: MakeAdapter) -> None:
     other = await make_adapter()
     await add(adapter, CacheKey(key="user:1"))
     await add(other, CacheKey(key="user:1"), CacheKey(key="user:2"))

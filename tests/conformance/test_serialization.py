@@ -60,9 +60,7 @@ async def test_serialization_error_is_a_type_error_and_a_cache_error(
 
 
 @pytest.mark.parametrize(("value", "type_name"), UNSUPPORTED)
-async def test_unsupported_value_writes_nothing(
-    serializing_adapter: CacheAdapter, value: Any, type_name: str
-) -> None:
+async def test_unsupported_value_writes_nothing(serializing_adapter: CacheAdapter, value: Any, type_name: str) -> None:
     with pytest.raises(SerializationError):
         await serializing_adapter.set(CacheKey(key="k", namespace="ns", tags=["t"]), value)
 

@@ -129,9 +129,7 @@ async def test_example_cache_aside(adapter: CacheAdapter) -> None:
 async def test_example_tenant_namespace_isolation(adapter: CacheAdapter) -> None:
     for tenant_id in ("t1", "t2"):
         for data_key in ("orders", "users"):
-            await adapter.set(
-                CacheKey(key=data_key, namespace=f"tenant:{tenant_id}"), [tenant_id], timedelta(hours=2)
-            )
+            await adapter.set(CacheKey(key=data_key, namespace=f"tenant:{tenant_id}"), [tenant_id], timedelta(hours=2))
 
     assert await adapter.delete_by_namespace("tenant:t1") == 2
     entry = await adapter.get(CacheKey(key="orders", namespace="tenant:t2"))
@@ -160,9 +158,7 @@ async def test_example_category_and_product_invalidation(adapter: CacheAdapter) 
     ],
 )
 async def test_example_namespace_or_any_tag_deletes_the_entry(adapter: CacheAdapter, invalidate: Any) -> None:
-    key = CacheKey(
-        key="product:123", namespace="catalog", tags=["product", "category:electronics", "featured"]
-    )
+    key = CacheKey(key="product:123", namespace="catalog", tags=["product", "category:electronics", "featured"])
     await adapter.set(key, {"id": 123})
 
     assert await invalidate(adapter) == 1
@@ -218,8 +214,6 @@ def test_example_touch_returns_a_copy_with_hit_count_1() -> None:
 
 
 def test_example_entry_past_expires_at_is_expired() -> None:
-    entry = CacheEntry(
-        key=CacheKey(key="k"), value=1, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)
-    )
+    entry = CacheEntry(key=CacheKey(key="k"), value=1, expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
 
     assert entry.is_expired is True

@@ -111,9 +111,7 @@ async def test_ttl_that_is_not_positive_writes_nothing(adapter: CacheAdapter, tt
 
 
 @pytest.mark.parametrize("ttl", NOT_POSITIVE)
-async def test_ttl_that_is_not_positive_leaves_existing_entry_untouched(
-    adapter: CacheAdapter, ttl: timedelta
-) -> None:
+async def test_ttl_that_is_not_positive_leaves_existing_entry_untouched(adapter: CacheAdapter, ttl: timedelta) -> None:
     await adapter.set(CacheKey(key="k", tags=["old"]), "old")
 
     with pytest.raises(ValueError):

@@ -176,8 +176,7 @@ class RedisServer:
             time.sleep(0.02)
         self._signal_and_wait(signal.SIGKILL, STOP_TIMEOUT)
         raise RedisStartError(
-            f"redis-server {self.address} did not answer PING within {SERVER_READY_TIMEOUT}s:\n"
-            f"{self.log_tail()}"
+            f"redis-server {self.address} did not answer PING within {SERVER_READY_TIMEOUT}s:\n{self.log_tail()}"
         )
 
 
@@ -581,10 +580,7 @@ async def delete_cluster_test_keys(client: redis.asyncio.cluster.RedisCluster, k
     await client.initialize()  # No-op if done; otherwise get_primaries() would silently be empty.
     keys: list[Any] = []
     for node in client.get_primaries():
-        keys += [
-            key
-            async for key in client.scan_iter(match=key_pattern(key_prefix), count=1000, target_nodes=node)
-        ]
+        keys += [key async for key in client.scan_iter(match=key_pattern(key_prefix), count=1000, target_nodes=node)]
     for start in range(0, len(keys), DELETE_BATCH):
         # The cluster client splits a multi-key UNLINK per slot, so cross-slot batches are fine.
         await client.unlink(*keys[start : start + DELETE_BATCH])
