@@ -105,9 +105,7 @@ async def tour(cache: CacheAdapter, other: CacheAdapter | None) -> None:
     print(f"delete_by_pattern('tenant:acme:user:[02]') -> {removed} entries")
 
     await asyncio.sleep(0.3)
-    print(
-        f"after 300 ms the 200 ms session is gone: exists -> {await cache.exists(CacheKey(key='session:xyz'))}"
-    )
+    print(f"after 300 ms the 200 ms session is gone: exists -> {await cache.exists(CacheKey(key='session:xyz'))}")
     print(f"cleanup_expired() -> {await cache.cleanup_expired()} expired entry unindexed")
     print()
     print(table("stats (shared by every instance on this prefix)", await (other or cache).get_stats()))
@@ -116,9 +114,7 @@ async def tour(cache: CacheAdapter, other: CacheAdapter | None) -> None:
 async def main() -> None:
     with throwaway_redis() as url:
         if url is None:
-            print(
-                "No Redis found (set REDIS_URL or install redis-server): running on the embedded memory backend.\n"
-            )
+            print("No Redis found (set REDIS_URL or install redis-server): running on the embedded memory backend.\n")
             async with MemoryCacheAdapter(max_size=1000) as memory:
                 await tour(memory, None)
             return

@@ -80,10 +80,7 @@ async def _redis_on(
     from rediscache.adapters.redis import RedisCacheAdapter
 
     prefix = prefix or _fresh_prefix(request)
-    if cluster:
-        url = request.getfixturevalue("redis_cluster").url
-    else:
-        url = request.getfixturevalue("redis_server").url
+    url = request.getfixturevalue("redis_cluster").url if cluster else request.getfixturevalue("redis_server").url
     yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster)
     # The adapter is closed by now: clean up with a client of our own.
     if cluster:
