@@ -21,9 +21,11 @@ test: venv
 	@scripts/ensure-redis.sh
 	$(MAKE) --no-print-directory lint typecheck wheel-check pytest
 
+LINTED := rediscache tests examples $(wildcard bench)
+
 lint: venv
-	$(BIN)/ruff check rediscache tests examples bench
-	$(BIN)/ruff format --check rediscache tests examples bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: venv
 	$(BIN)/mypy --strict rediscache
@@ -36,3 +38,26 @@ pytest: venv
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# `make bench`: the benchmark of bench/README.md, with its own set-up (bench/.venv with the peer
+# libraries, throwaway Redis servers). `make bench-quick`: the CI-sized run.
+BENCH_VENV ?= bench/.venv
+BENCH_BIN  := $(BENCH_VENV)/bin
+
+.PHONY: bench bench-quick bench-venv
+
+$(BENCH_BIN)/.installed: pyproject.toml bench/requirements.txt
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[hiredis]' -r bench/requirements.txt
+	touch $@
+
+bench-venv: $(BENCH_BIN)/.installed
+
+bench: bench-venv
+	@scripts/ensure-redis.sh
+	$(BENCH_BIN)/python -m bench.run
+
+bench-quick: bench-venv
+	@scripts/ensure-redis.sh
+	$(BENCH_BIN)/python -m bench.run --quick

@@ -104,10 +104,12 @@ def _redis_pair(cluster: bool) -> PairFactory:
     @asynccontextmanager
     async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[CacheAdapter, CacheAdapter]]:
         prefix = _fresh_prefix(request)
-        async with _redis_on(request, cluster=cluster, prefix=prefix) as first:
-            # The second adapter builds its own client: the two share only the server and prefix.
-            async with _redis_on(request, cluster=cluster, prefix=prefix) as second:
-                yield first, second
+        # Each adapter builds its own client: the two share only the server and prefix.
+        async with (
+            _redis_on(request, cluster=cluster, prefix=prefix) as first,
+            _redis_on(request, cluster=cluster, prefix=prefix) as second,
+        ):
+            yield first, second
 
     return pair
 
