@@ -108,7 +108,8 @@ async def tour(cache: CacheAdapter, other: CacheAdapter | None) -> None:
     print(f"after 300 ms the 200 ms session is gone: exists -> {await cache.exists(CacheKey(key='session:xyz'))}")
     print(f"cleanup_expired() -> {await cache.cleanup_expired()} expired entry unindexed")
     print()
-    print(table("stats (shared by every instance on this prefix)", await (other or cache).get_stats()))
+    title = "stats, read by the second instance" if other is not None else "stats"
+    print(table(title, await (other or cache).get_stats()))
 
 
 async def main() -> None:

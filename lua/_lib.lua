@@ -72,3 +72,13 @@ local function trim_expired(now, limit)
     end
     return #dead, #dead == limit
 end
+
+-- Tell every instance's in-process L1 that these full_keys changed: a msgpack array {origin,
+-- {full_key, ...}} on the cache's channel. `channel` '' means nobody listens; `origin` names the
+-- instance that made the change, which already dropped its own copies. Expired entries are not
+-- announced: an L1 copy carries its own expiry.
+local function announce(channel, origin, full_keys)
+    if channel ~= '' and #full_keys > 0 then
+        redis.call('PUBLISH', channel, cmsgpack.pack({origin, full_keys}))
+    end
+end

@@ -2,7 +2,8 @@
 -- Used by delete_by_tags (index t), delete_by_namespace (index n), clear and prefix-only patterns (index k).
 -- KEYS[1..7] shard keys M K X C T N S
 -- ARGV[1] entry key prefix 'P:{P:s}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
--- ARGV[4..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
+-- ARGV[4] invalidation channel ('' : none)   ARGV[5] origin
+-- ARGV[6..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
 -- Returns {live entries removed, more left (1/0)}.
 --
 -- The entry hashes found in the index are the one kind of key not passed in KEYS: they are only known
@@ -11,8 +12,10 @@
 bind_shard()
 local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local index = ({k = K, t = T, n = N})[which]
+local channel, origin = ARGV[4], ARGV[5]
 local live = 0
-for i = 4, #ARGV do
+local removed = {}
+for i = 6, #ARGV do
     local prefix = ARGV[i]
     local members = redis.call('ZRANGEBYLEX', index, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, budget)
     for j = 1, #members do
@@ -22,6 +25,7 @@ for i = 4, #ARGV do
             fk = string.sub(fk, #prefix + 1)
         end
         live = live + redis.call('DEL', entry_prefix .. fk)
+        removed[#removed + 1] = fk
         if not unindex(fk) then
             -- A member with no ledger row cannot come from our own writes; drop it so it can't loop.
             redis.call('ZREM', index, members[j])
@@ -33,10 +37,12 @@ for i = 4, #ARGV do
         for k = i, #ARGV do
             local left = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255', 'LIMIT', 0, 1)
             if #left > 0 then
+                announce(channel, origin, removed)
                 return {live, 1}
             end
         end
-        return {live, 0}
+        break
     end
 end
+announce(channel, origin, removed)
 return {live, 0}

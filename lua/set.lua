@@ -2,7 +2,8 @@
 -- then unindex a bounded number of expired entries, so the indexes never pile up dead members.
 -- KEYS[1..7] shard keys M K X C T N S   KEYS[8] entry hash
 -- ARGV[1] full_key   ARGV[2] payload   ARGV[3] ttl ms (0: never expires)   ARGV[4] namespace ('' : none)
--- ARGV[5] how many expired entries to trim   ARGV[6..] tags
+-- ARGV[5] how many expired entries to trim   ARGV[6] invalidation channel ('' : none)   ARGV[7] origin
+-- ARGV[8..] tags
 -- Returns the server time (ms) used as created_at.
 bind_shard()
 local E = KEYS[8]
@@ -13,7 +14,7 @@ unindex(fk)
 redis.call('DEL', E)
 
 local tags = {}
-for i = 6, #ARGV do
+for i = 8, #ARGV do
     tags[#tags + 1] = ARGV[i]
 end
 
@@ -39,4 +40,5 @@ redis.call('HSET', M, fk, cmsgpack.pack({#payload, ns, tags}))
 redis.call('HINCRBY', S, 'bytes', #payload)
 
 trim_expired(now, tonumber(ARGV[5]))
+announce(ARGV[6], ARGV[7], {fk})
 return now

@@ -8,6 +8,7 @@ nothing of Redis; the adapters implement it: ``MemoryCacheAdapter`` in process, 
 from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
 from rediscache._models import CacheEntry, CacheKey, CacheStats
 from rediscache._port import CacheAdapter
+from rediscache.adapters.hybrid import HybridCacheAdapter
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
 from rediscache.serialization import Codec, MsgpackCodec, SignedPickleCodec
@@ -20,6 +21,7 @@ __all__ = [
     "CacheKey",
     "CacheStats",
     "Codec",
+    "HybridCacheAdapter",
     "MemoryCacheAdapter",
     "MsgpackCodec",
     "RedisCacheAdapter",

@@ -66,6 +66,8 @@ class Layout:
         self.prefix = prefix
         self.shard_count = shards
         self.shards = tuple(self._shard(n) for n in range(shards))
+        # Pub/sub channel on which the scripts announce changed keys (for L1 copies in processes).
+        self.channel = b"%s:%s:inv" % (prefix.encode(), LAYOUT_VERSION.encode())
 
     def _shard(self, number: int) -> Shard:
         p = self.prefix.encode()

@@ -21,10 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from rediscache._exceptions import CacheConnectionError, map_exceptions
 from rediscache._scripts import Script
@@ -79,6 +79,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + netloc))
 
 
+def _subscriber_client(connection_class: type[Any], connection_kwargs: dict[str, Any]) -> Redis:
+    """A client for pub/sub with the command pool's settings, but no retries: redis-py would
+    otherwise reconnect and resubscribe silently, and the messages sent meanwhile would be lost
+    without the listener knowing."""
+    kwargs = {**connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    return Redis(connection_pool=ConnectionPool(connection_class=connection_class, **kwargs))
+
+
 def _is_noscript(result: Any) -> bool:
     return isinstance(result, rex.NoScriptError)
 
@@ -106,6 +114,11 @@ class Transport(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    @abstractmethod
+    async def subscriber(self) -> Redis:
+        """A new client of its own for pub/sub (the caller closes it). On a cluster, a client of one
+        primary: a classic PUBLISH reaches every node, so one subscription hears the whole cluster."""
 
     async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
         """Load scripts on every primary up front, so the first calls don't all meet NOSCRIPT at once."""
@@ -174,6 +187,11 @@ class StandaloneTransport(Transport):
 
     async def primaries_command(self, op: str, *args: Any) -> list[Any]:
         return [await self.command(op, *args)]
+
+    async def subscriber(self) -> Redis:
+        # Same connection class and settings (TLS, unix socket, credentials) as the command pool.
+        pool = self._client.connection_pool
+        return _subscriber_client(pool.connection_class, pool.connection_kwargs)
 
     async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
         with map_exceptions(op, self.server):
@@ -275,6 +293,14 @@ class ClusterTransport(Transport):
         async with self._in_flight[node.name]:
             with map_exceptions(op, self.server):
                 return await self._client.execute_command(*args, target_nodes=node)
+
+    async def subscriber(self) -> Redis:
+        await self._ensure_ready("subscribe")
+        primaries = self._client.get_primaries()
+        if not primaries:
+            raise CacheConnectionError(f"subscribe failed on {self.server}: no primary known")
+        node = primaries[0]
+        return _subscriber_client(node.connection_class, node.connection_kwargs)
 
     async def primaries_command(self, op: str, *args: Any) -> list[Any]:
         await self._ensure_ready(op)

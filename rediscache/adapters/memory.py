@@ -441,6 +441,47 @@ class MemoryCacheAdapter(CacheAdapter):
             max_memory is not None and self._memory_bytes + size > max_memory
         )
 
+    # ------------------------------------------- for an adapter layered on top (the hybrid's L1)
+
+    def put(self, key: CacheKey, value: Any, ttl: timedelta | None, size: int) -> None:
+        """Store ``value`` as it is, with a size the caller measured (no estimate, no compression)."""
+        self._commit(_Prepared(key, value, size, None), ttl)
+
+    def peek_or_touch(self, key: CacheKey, *, touch: bool) -> tuple[CacheKey, Any, int, datetime] | None:
+        """``(stored key, value, hit_count, last_accessed)`` of a live entry, or ``None``.
+
+        With ``touch`` this is a read (counted, and a use for eviction); without, it changes nothing.
+        """
+        full_key = key.full_key
+        if touch:
+            entry = self._get(full_key)
+        else:
+            slot = self._entries.get(full_key)
+            expires_at = None if slot is None else slot.expires_at
+            if slot is None or (expires_at is not None and utc_now() > expires_at):
+                return None
+            entry = slot.entry
+        return None if entry is None else (entry.key, entry.value, entry.hit_count, entry.last_accessed)
+
+    def discard(self, full_key: str) -> None:
+        """Forget one entry if present (not counted as a deletion)."""
+        self._remove_all((full_key,))
+
+    def discard_all(self) -> None:
+        """Forget every entry at once (counters stay)."""
+        self._entries.clear()
+        self._by_namespace.clear()
+        self._by_tag.clear()
+        self._lru.clear()
+        self._lfu_head.next = self._lfu_head.prev = self._lfu_head
+        self._expiry_heap.clear()
+        self._stale_heap_items = 0
+        self._memory_bytes = 0
+
+    def entry_count(self) -> int:
+        """Entries held, expired ones not yet dropped included."""
+        return len(self._entries)
+
     # -------------------------------------------------------------- deletions
 
     async def delete(self, key: CacheKey) -> bool:
@@ -506,14 +547,7 @@ class MemoryCacheAdapter(CacheAdapter):
 
     async def clear(self) -> None:
         """Remove every entry and its bookkeeping. Hit, miss, eviction and compression counters stay."""
-        self._entries.clear()
-        self._by_namespace.clear()
-        self._by_tag.clear()
-        self._lru.clear()
-        self._lfu_head.next = self._lfu_head.prev = self._lfu_head
-        self._expiry_heap.clear()
-        self._stale_heap_items = 0
-        self._memory_bytes = 0
+        self.discard_all()
         self._expired_unreported = 0
 
     async def cleanup_expired(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -57,11 +58,12 @@ _ALL_SCRIPTS = (_GET, _GET_RO, _SET, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _UN
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
-#: pattern ``~<prefix>*`` (``CONFIG GET`` is optional: without it the eviction-policy check is skipped).
+#: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` is optional: without
+#: it the eviction-policy check is skipped).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "exists", "zrangebylex", "set",  # sent by the client
+    "evalsha", "script|load", "exists", "zrangebylex", "set", "subscribe", "ping",  # sent by the client
     "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "pexpireat", "time",  # run inside the scripts
-    "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore",
+    "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
 )  # fmt: skip
 
 
@@ -149,6 +151,7 @@ class RedisCacheAdapter(CacheAdapter):
         compression_threshold: int | None = None,
         read_only_reads: bool = False,
         strict_eviction_policy: bool = False,
+        publish_invalidations: bool = True,
         socket_timeout: float = 2.0,
         connect_timeout: float = 2.0,
         retries: int = 2,
@@ -187,6 +190,9 @@ class RedisCacheAdapter(CacheAdapter):
         self._batch = batch_size
         self._trim = str(trim_per_write).encode()
         self._read_only = read_only_reads
+        self._channel = self._layout.channel if publish_invalidations else b""
+        # Names this instance in its invalidation messages, so a listener can skip its own.
+        self.origin = os.urandom(8).hex().encode()
         self._strict_eviction = strict_eviction_policy
         self._checked = False
         self._check_lock = asyncio.Lock()
@@ -258,6 +264,35 @@ class RedisCacheAdapter(CacheAdapter):
             return None
         return await self._entry(key, fk, reply)
 
+    async def get_with_payload(self, key: CacheKey) -> tuple[CacheEntry, bytes] | None:
+        """``get``, also returning the stored payload (for an L1 that keeps the encoded form)."""
+        call, fk = self._get_call(_require_key(key))
+        await self._ready("get")
+        reply = await self._transport.run("get", call)
+        entry = None if reply is None else await self._entry(key, fk, reply)
+        return None if entry is None else (entry, reply[0])
+
+    async def get_many_with_payloads(self, keys: Sequence[CacheKey]) -> list[tuple[CacheEntry, bytes] | None]:
+        """``get_many``, also returning the stored payloads."""
+        calls = [self._get_call(_require_key(key)) for key in keys]
+        if not calls:
+            return []
+        await self._ready("get_many")
+        replies = await self._transport.run_many("get_many", [call for call, _ in calls])
+        found: list[tuple[CacheEntry, bytes] | None] = []
+        for key, (_, fk), reply in zip(keys, calls, replies, strict=True):
+            entry = None if reply is None else await self._entry(key, fk, reply)
+            found.append(None if entry is None else (entry, reply[0]))
+        return found
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
     async def exists(self, key: CacheKey) -> bool:
         fk = _require_key(key).full_key.encode()
         await self._ready("exists")
@@ -265,15 +300,7 @@ class RedisCacheAdapter(CacheAdapter):
         return bool(await self._transport.command("exists", "EXISTS", shard.entry_key(fk), route_key=shard.ledger))
 
     async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
-        calls = [self._get_call(_require_key(key)) for key in keys]
-        if not calls:
-            return []
-        await self._ready("get_many")
-        replies = await self._transport.run_many("get_many", [call for call, _ in calls])
-        return [
-            None if reply is None else await self._entry(key, fk, reply)
-            for key, (_, fk), reply in zip(keys, calls, replies, strict=True)
-        ]
+        return [None if found is None else found[0] for found in await self.get_many_with_payloads(keys)]
 
     async def _entry(self, key: CacheKey, fk: bytes, reply: list[Any]) -> CacheEntry | None:
         payload, created, expiry, hits, now, ledger = reply
@@ -310,7 +337,9 @@ class RedisCacheAdapter(CacheAdapter):
         """An entry we cannot trust or read: remove it, and count the read as the miss it was."""
         logger.warning("rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason)
         shard = self._layout.shard_of(fk)
-        await self._transport.run("discard", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,)))
+        await self._transport.run(
+            "discard", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
+        )
         if not self._read_only:
             await self._transport.command("discard", "HINCRBY", shard.stats, "hits", -1, route_key=shard.stats)
             await self._transport.command("discard", "HINCRBY", shard.stats, "misses", 1, route_key=shard.stats)
@@ -326,7 +355,16 @@ class RedisCacheAdapter(CacheAdapter):
         return (
             _SET,
             (*shard.index_keys, shard.entry_key(fk)),
-            (fk, payload, ttl_ms, namespace, self._trim, *[tag.encode() for tag in key.tags]),
+            (
+                fk,
+                payload,
+                ttl_ms,
+                namespace,
+                self._trim,
+                self._channel,
+                self.origin,
+                *[tag.encode() for tag in key.tags],
+            ),
         )
 
     async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
@@ -345,7 +383,11 @@ class RedisCacheAdapter(CacheAdapter):
         fk = _require_key(key).full_key.encode()
         await self._ready("delete")
         shard = self._layout.shard_of(fk)
-        return bool(await self._transport.run("delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (fk,))))
+        return bool(
+            await self._transport.run(
+                "delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
+            )
+        )
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
@@ -361,7 +403,9 @@ class RedisCacheAdapter(CacheAdapter):
             shard = self._layout.shards[number]
             for start in range(0, len(fks), self._batch):
                 chunk = fks[start : start + self._batch]
-                calls.append((_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), chunk))
+                calls.append(
+                    (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk))
+                )
         return sum(int(live) for live in await self._transport.run_many(op, calls))
 
     # -- invalidation ------------------------------------------------------------------------------
@@ -371,7 +415,7 @@ class RedisCacheAdapter(CacheAdapter):
 
         async def one_shard(shard: Shard) -> int:
             removed = 0
-            args = (shard.entry_prefix, self._batch, index, *prefixes)
+            args = (shard.entry_prefix, self._batch, index, self._channel, self.origin, *prefixes)
             while True:
                 live, more = await self._transport.run(op, (_INVALIDATE, shard.index_keys, args))
                 removed += int(live)

@@ -73,15 +73,21 @@ def _fresh_prefix(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def _redis_on(
-    request: pytest.FixtureRequest, *, cluster: bool, prefix: str | None = None
+    request: pytest.FixtureRequest, *, cluster: bool, prefix: str | None = None, hybrid: bool = False
 ) -> AsyncIterator[CacheAdapter]:
     from support.redis_servers import delete_cluster_test_keys, delete_test_keys
 
+    from rediscache.adapters.hybrid import HybridCacheAdapter
     from rediscache.adapters.redis import RedisCacheAdapter
 
     prefix = prefix or _fresh_prefix(request)
     url = request.getfixturevalue("redis_cluster").url if cluster else request.getfixturevalue("redis_server").url
-    yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster)
+    if hybrid:
+        cache: CacheAdapter = HybridCacheAdapter(url, key_prefix=prefix, cluster=cluster)
+        await cache.wait_until_coherent()  # type: ignore[attr-defined]
+        yield cache
+    else:
+        yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster)
     # The adapter is closed by now: clean up with a client of our own.
     if cluster:
         client = redis.asyncio.RedisCluster.from_url(url)
@@ -93,21 +99,21 @@ async def _redis_on(
     await client.aclose()
 
 
-def _redis(cluster: bool) -> AdapterFactory:
+def _redis(cluster: bool, hybrid: bool = False) -> AdapterFactory:
     def factory(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[CacheAdapter]:
-        return _redis_on(request, cluster=cluster)
+        return _redis_on(request, cluster=cluster, hybrid=hybrid)
 
     return factory
 
 
-def _redis_pair(cluster: bool) -> PairFactory:
+def _redis_pair(cluster: bool, hybrid: bool = False) -> PairFactory:
     @asynccontextmanager
     async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[CacheAdapter, CacheAdapter]]:
         prefix = _fresh_prefix(request)
         # Each adapter builds its own client: the two share only the server and prefix.
         async with (
-            _redis_on(request, cluster=cluster, prefix=prefix) as first,
-            _redis_on(request, cluster=cluster, prefix=prefix) as second,
+            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid) as first,
+            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid) as second,
         ):
             yield first, second
 
@@ -120,6 +126,20 @@ BACKENDS: dict[str, Backend] = {
     "redis": Backend(factory=_redis(False), serializes=True, pair_factory=_redis_pair(False)),
     "redis-cluster": Backend(
         factory=_redis(True), serializes=True, pair_factory=_redis_pair(True), marks=(pytest.mark.cluster,)
+    ),
+    # The hybrid's L1 of the second instance learns of the first's writes by a pub/sub message.
+    "hybrid": Backend(
+        factory=_redis(False, hybrid=True),
+        serializes=True,
+        pair_factory=_redis_pair(False, hybrid=True),
+        propagation_delay=0.05,
+    ),
+    "hybrid-cluster": Backend(
+        factory=_redis(True, hybrid=True),
+        serializes=True,
+        pair_factory=_redis_pair(True, hybrid=True),
+        propagation_delay=0.05,
+        marks=(pytest.mark.cluster,),
     ),
 }
 

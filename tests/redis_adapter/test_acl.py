@@ -23,7 +23,17 @@ async def test_a_user_restricted_to_the_prefix_can_use_every_operation(
 ) -> None:
     admin = redis.asyncio.Redis.from_url(private_server.url)
     await admin.execute_command(
-        "ACL", "SETUSER", "cacheuser", "on", ">pw", "resetkeys", f"~{key_prefix}*", "-@all", *COMMANDS
+        "ACL",
+        "SETUSER",
+        "cacheuser",
+        "on",
+        ">pw",
+        "resetkeys",
+        f"~{key_prefix}*",
+        "resetchannels",
+        f"&{key_prefix}*",
+        "-@all",
+        *COMMANDS,
     )
     await admin.set("outside", "secret")
     await admin.aclose()

@@ -1,0 +1,458 @@
+"""``HybridCacheAdapter``: an in-process L1 over Redis that never serves what another instance invalidated.
+
+Coherence. Every script that changes or removes entries (set, delete, the invalidations, clear)
+publishes the changed ``full_key``s on the cache's pub/sub channel, in the same atomic call: so
+plain ``RedisCacheAdapter`` instances announce their changes too, and no change can happen without
+its message. Each hybrid instance subscribes and drops those keys from its L1. Why pub/sub from the
+scripts rather than client tracking: tracking (what cashews uses) follows keys a connection has
+read, which on a cluster means one tracking connection per node and redirection, and knows nothing
+of our tag and namespace indexes; a message from the script that did the change names exactly the
+entries it removed, on a single server and on a cluster alike. On a cluster the message is a classic
+``PUBLISH``, which Redis relays to every node, so one subscription (to any primary) hears all shards.
+
+Races. A read that goes to L2 while a change is in flight could bring back the old value after the
+change's message was handled, and promote it into L1 for good. Reads in flight are therefore
+tracked: a message for a key (or a flush) that lands while a read of it is in flight stops that read
+from promoting its value. Writes through this instance drop the key from L1 before they return.
+
+Faults. If the subscription is lost (connection killed, Redis restarted or frozen: a ping that gets
+no answer within ``channel_check_interval``), the L1 is bypassed at once: reads go to L2 and nothing
+is promoted. The listener reconnects by itself; once it is subscribed again, the L1 is cleared
+(messages may have been missed) and used again. ``l1_ttl`` bounds staleness even if a message is
+lost some other way.
+
+Values. By default L1 keeps the encoded payload and decodes it on every hit, so a caller mutating
+the value it got cannot change what the next caller gets; this costs one msgpack decode per hit
+(about a microsecond for a small dict). ``l1_shared_objects=True`` keeps the decoded object and
+hands the same object to every caller: faster, but callers must not mutate it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from rediscache._exceptions import CacheError, UndecodablePayload
+from rediscache._models import CacheEntry, CacheKey, CacheStats, utc_now
+from rediscache._port import CacheAdapter
+from rediscache.adapters.memory import MemoryCacheAdapter
+from rediscache.adapters.redis import RedisCacheAdapter
+
+__all__ = ["HybridCacheAdapter"]
+
+logger = logging.getLogger("rediscache")
+
+
+@dataclass(frozen=True, slots=True)
+class _L1Copy:
+    """What L1 holds for an entry: the L2 entry's facts as promoted, and its payload or object."""
+
+    payload: bytes
+    value: Any  # the decoded object, kept only in shared-object mode
+    created_at: datetime
+    expires_at: datetime | None
+    hits_at_promotion: int
+    stored_at: float  # time.monotonic()
+
+
+class _ReadTracker:
+    """Remembers, for reads in flight to L2, whether their key was invalidated meanwhile."""
+
+    def __init__(self) -> None:
+        self._in_flight: dict[str, list[int]] = {}  # full_key -> [reads in flight, generation]
+        self.epoch = 0  # bumped by anything that invalidates every key
+
+    def begin(self, full_key: str) -> tuple[int, int]:
+        slot = self._in_flight.setdefault(full_key, [0, 0])
+        slot[0] += 1
+        return slot[1], self.epoch
+
+    def end(self, full_key: str, token: tuple[int, int]) -> bool:
+        """Whether the read may promote: nothing touched its key since it began."""
+        slot = self._in_flight[full_key]
+        clean = (slot[1], self.epoch) == token
+        slot[0] -= 1
+        if slot[0] == 0:
+            del self._in_flight[full_key]
+        return clean
+
+    def invalidate(self, full_key: str) -> None:
+        slot = self._in_flight.get(full_key)
+        if slot is not None:
+            slot[1] += 1
+
+    def invalidate_all(self) -> None:
+        self.epoch += 1
+
+
+class HybridCacheAdapter(CacheAdapter):
+    """L1 in this process (bounded, LRU or LFU) over a shared Redis L2, coherent across processes.
+
+    Args:
+        redis_url: the L2 server or cluster (see ``RedisCacheAdapter``).
+        key_prefix: the L2 cache's prefix; every instance on it shares one cache.
+        l1_max_size: entries kept in this process.
+        l1_ttl: the longest an L1 copy is served without asking L2 (``None``: until invalidated
+            or expired); bounds staleness should a message ever be lost.
+        l1_eviction_policy: ``"lru"`` or ``"lfu"``.
+        l1_shared_objects: hand out the same decoded object on every L1 hit (faster; callers must
+            not mutate it) instead of decoding a fresh copy.
+        channel_check_interval: seconds of silence on the invalidation channel after which it is
+            pinged; no answer within as long again means the channel is lost and L1 is bypassed.
+        l2: a ready ``RedisCacheAdapter`` to use as L2 instead of building one (it is closed with
+            this adapter).
+        **redis_options: passed to ``RedisCacheAdapter``.
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        *,
+        key_prefix: str = "rediscache",
+        l1_max_size: int = 1000,
+        l1_ttl: timedelta | None = timedelta(seconds=30),
+        l1_eviction_policy: Literal["lru", "lfu"] = "lru",
+        l1_shared_objects: bool = False,
+        channel_check_interval: float = 1.0,
+        l2: RedisCacheAdapter | None = None,
+        **redis_options: Any,
+    ) -> None:
+        if l1_ttl is not None and l1_ttl <= timedelta(0):
+            raise ValueError("l1_ttl must be positive or None")
+        if channel_check_interval <= 0:
+            raise ValueError("channel_check_interval must be positive")
+        self._l2 = l2 if l2 is not None else RedisCacheAdapter(redis_url, key_prefix=key_prefix, **redis_options)
+        self._l1 = MemoryCacheAdapter(max_size=l1_max_size, eviction_policy=l1_eviction_policy)
+        self._l1_ttl = l1_ttl
+        self._shared = l1_shared_objects
+        self._check_interval = channel_check_interval
+        self._reads = _ReadTracker()
+        self._trusted = False  # L1 is served only while the invalidation channel is up
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+        self._l1_hits = 0
+        self._subscribed = asyncio.Event()
+
+    @classmethod
+    def from_redis(cls, l2: RedisCacheAdapter, **options: Any) -> HybridCacheAdapter:
+        """An L1 over a ready ``RedisCacheAdapter`` (closed with the hybrid)."""
+        return cls(key_prefix=l2.key_prefix, l2=l2, **options)
+
+    @property
+    def l2(self) -> RedisCacheAdapter:
+        return self._l2
+
+    @property
+    def l1_trusted(self) -> bool:
+        """Whether L1 is being served (the invalidation channel is subscribed and healthy)."""
+        return self._trusted
+
+    async def wait_until_coherent(self, timeout: float = 5.0) -> bool:
+        """Start listening if needed and wait until the channel is subscribed; ``False`` on timeout."""
+        self._ensure_listener()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        return self._trusted
+
+    # -- the invalidation channel -------------------------------------------------------------------
+
+    def _ensure_listener(self) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="rediscache-l1-listener")
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            client: Redis | None = None
+            try:
+                client = await self._l2.transport.subscriber()
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._l2.layout.channel)
+                    confirmation = await pubsub.get_message(timeout=self._check_interval * 2)
+                    if confirmation is None or confirmation.get("type") != "subscribe":
+                        raise ConnectionError("no subscription confirmation")
+                    self._channel_up()
+                    backoff = 0.05
+                    await self._serve(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except (rex.RedisError, CacheError, OSError, ConnectionError, TimeoutError) as exc:
+                self._channel_down(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+            finally:
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+
+    async def _serve(self, pubsub: Any) -> None:
+        pinged_at: float | None = None
+        while not self._closed:
+            message = await pubsub.get_message(timeout=self._check_interval)
+            now = time.monotonic()
+            if message is None:
+                if pinged_at is None:
+                    await pubsub.ping()
+                    pinged_at = now
+                elif now - pinged_at > self._check_interval:
+                    raise TimeoutError("the invalidation channel stopped answering")
+                continue
+            pinged_at = None
+            kind = message.get("type")
+            if kind == "message":
+                self._apply(message["data"])
+            elif kind == "subscribe":
+                # A resubscription we did not ask for: the connection dropped and came back, and
+                # messages may have been missed in between.
+                self._channel_up()
+
+    def _apply(self, data: bytes) -> None:
+        try:
+            origin, full_keys = msgpack.unpackb(data, raw=True)
+        except Exception:  # a message we can't read could have named any key
+            logger.warning("rediscache: unreadable invalidation message; clearing L1")
+            self._drop_all()
+            return
+        if origin == self._l2.origin:
+            return  # our own change: its keys were dropped before the call returned
+        for full_key in full_keys:
+            self._drop(full_key.decode("utf-8", "surrogateescape"))
+
+    def _channel_up(self) -> None:
+        # Messages may have been missed while we were not subscribed: start from an empty L1.
+        self._drop_all()
+        self._trusted = True
+        self._subscribed.set()
+
+    def _channel_down(self, reason: BaseException) -> None:
+        if self._trusted:
+            logger.warning("rediscache: L1 invalidation channel lost (%s); serving from Redis until it is back", reason)
+        self._trusted = False
+        self._subscribed.clear()
+        self._reads.invalidate_all()
+
+    # -- L1 bookkeeping -----------------------------------------------------------------------------
+
+    def _drop(self, full_key: str) -> None:
+        self._reads.invalidate(full_key)
+        self._l1.discard(full_key)
+
+    def _drop_all(self) -> None:
+        self._reads.invalidate_all()
+        self._l1.discard_all()
+
+    def _promote(self, entry: CacheEntry, payload: bytes) -> None:
+        ttl = self._l1_ttl
+        if entry.expires_at is not None:
+            remaining = entry.expires_at - utc_now()
+            if remaining <= timedelta(0):
+                return
+            ttl = remaining if ttl is None else min(ttl, remaining)
+        copy = _L1Copy(
+            payload=payload,
+            value=entry.value if self._shared else None,
+            created_at=entry.created_at,
+            expires_at=entry.expires_at,
+            hits_at_promotion=entry.hit_count,
+            stored_at=time.monotonic(),
+        )
+        self._l1.put(entry.key, copy, ttl, len(payload))
+
+    def _from_l1(self, key: CacheKey, *, touch: bool = True) -> CacheEntry | None:
+        found = self._l1.peek_or_touch(key, touch=touch)
+        if found is None:
+            return None
+        stored_key, copy, l1_hits, last_accessed = found
+        value = copy.value if self._shared else self._l2.codec.decode(copy.payload, key.full_key)
+        return CacheEntry.model_construct(
+            key=stored_key,
+            value=value,
+            created_at=copy.created_at,
+            expires_at=copy.expires_at,
+            hit_count=copy.hits_at_promotion + l1_hits,
+            last_accessed=last_accessed,
+        )
+
+    # -- the port -----------------------------------------------------------------------------------
+
+    async def get(self, key: CacheKey) -> CacheEntry | None:
+        self._ensure_listener()
+        if self._trusted:
+            try:
+                entry = self._from_l1(key)
+            except UndecodablePayload:
+                self._drop(key.full_key)
+                entry = None
+            if entry is not None:
+                self._l1_hits += 1
+                return entry
+        full_key = key.full_key
+        token = self._reads.begin(full_key)
+        try:
+            found = await self._l2.get_with_payload(key)
+        finally:
+            clean = self._reads.end(full_key, token)
+        if found is None:
+            return None
+        entry, payload = found
+        if clean and self._trusted:
+            self._promote(entry, payload)
+        return entry
+
+    async def get_stale(self, key: CacheKey, max_age: timedelta) -> CacheEntry | None:
+        """The L1 copy, even while the channel is down, if it was stored less than ``max_age`` ago.
+
+        For fail-safe reads while L2 is unreachable; never touches L2.
+        """
+        found = self._l1.peek_or_touch(key, touch=False)
+        if found is None:
+            return None
+        _, copy, _, _ = found
+        if time.monotonic() - copy.stored_at > max_age.total_seconds():
+            return None
+        try:
+            return self._from_l1(key, touch=False)
+        except UndecodablePayload:
+            return None
+
+    async def exists(self, key: CacheKey) -> bool:
+        self._ensure_listener()
+        if self._trusted and self._l1.peek_or_touch(key, touch=False) is not None:
+            return True
+        return await self._l2.exists(key)
+
+    async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
+        self._ensure_listener()
+        results: list[CacheEntry | None] = [None] * len(keys)
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            entry = self._from_l1(key) if self._trusted else None
+            if entry is None:
+                missing.append(i)
+            else:
+                self._l1_hits += 1
+                results[i] = entry
+        if not missing:
+            return results
+        asked = [keys[i] for i in missing]
+        tokens = [self._reads.begin(key.full_key) for key in asked]
+        try:
+            found = await self._l2.get_many_with_payloads(asked)
+        finally:
+            clean = [self._reads.end(key.full_key, token) for key, token in zip(asked, tokens, strict=True)]
+        for i, item, ok in zip(missing, found, clean, strict=True):
+            if item is not None:
+                results[i] = item[0]
+                if ok and self._trusted:
+                    self._promote(*item)
+        return results
+
+    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+        self._ensure_listener()
+        try:
+            await self._l2.set(key, value, ttl)
+        finally:
+            # Before returning: a read of ours that raced this write must not keep the old value.
+            self._drop(key.full_key)
+
+    async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
+        self._ensure_listener()
+        pairs = list(items)
+        try:
+            await self._l2.set_many(pairs, ttl)
+        finally:
+            for key, _ in pairs:
+                self._drop(key.full_key)
+
+    async def delete(self, key: CacheKey) -> bool:
+        self._ensure_listener()
+        try:
+            return await self._l2.delete(key)
+        finally:
+            self._drop(key.full_key)
+
+    async def delete_many(self, keys: Iterable[CacheKey]) -> int:
+        self._ensure_listener()
+        asked = list(keys)
+        try:
+            return await self._l2.delete_many(asked)
+        finally:
+            for key in asked:
+                self._drop(key.full_key)
+
+    async def delete_by_pattern(self, pattern: str) -> int:
+        self._ensure_listener()
+        try:
+            return await self._l2.delete_by_pattern(pattern)
+        finally:
+            self._reads.invalidate_all()
+            await self._l1.delete_by_pattern(pattern)
+
+    async def delete_by_namespace(self, namespace: str) -> int:
+        self._ensure_listener()
+        try:
+            return await self._l2.delete_by_namespace(namespace)
+        finally:
+            self._reads.invalidate_all()
+            await self._l1.delete_by_namespace(namespace)
+
+    async def delete_by_tags(self, tags: list[str]) -> int:
+        self._ensure_listener()
+        try:
+            return await self._l2.delete_by_tags(tags)
+        finally:
+            self._reads.invalidate_all()
+            await self._l1.delete_by_tags(list(tags))
+
+    async def clear(self) -> None:
+        self._ensure_listener()
+        try:
+            await self._l2.clear()
+        finally:
+            self._drop_all()
+
+    async def cleanup_expired(self) -> int:
+        await self._l1.cleanup_expired()
+        return await self._l2.cleanup_expired()
+
+    async def get_stats(self) -> CacheStats:
+        """The shared L2 figures, plus this instance's L1 hits (an L1 hit never reaches L2, so no read
+        is counted twice)."""
+        shared = await self._l2.get_stats()
+        hits = shared.total_hits + self._l1_hits
+        reads = hits + shared.total_misses
+        figures = shared.model_dump()
+        figures.update(
+            total_hits=hits,
+            hit_rate=hits / reads if reads else 0.0,
+            l1_hits=self._l1_hits,
+            l1_entries=self._l1.entry_count(),
+            l1_trusted=self._trusted,
+        )
+        return CacheStats.model_validate(figures)
+
+    async def get_l1_stats(self) -> CacheStats:
+        """This instance's L1 on its own (its hits, misses, entries, evictions)."""
+        return await self._l1.get_stats()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._trusted = False
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        await self._l1.close()
+        await self._l2.close()
