@@ -14,6 +14,7 @@ node, send a plain command) and take care of what redis-py leaves to its users:
 from __future__ import annotations
 
 import asyncio
+import sys
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from rediscache._exceptions import CacheConnectionError, map_exceptions
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as deadline
+else:  # pragma: no cover - redis-py depends on async-timeout below 3.11.3
+    from async_timeout import timeout as deadline  # type: ignore[import-not-found, unused-ignore]
+
+_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack  # C packer: several times faster than redis-py's own
+except ImportError:  # pragma: no cover - hiredis is an optional extra
+    _pack = None
 from rediscache._scripts import Script
 
 __all__ = ["ClusterTransport", "ConnectionOptions", "ScriptCall", "StandaloneTransport", "Transport"]
@@ -61,8 +73,9 @@ class ConnectionOptions:
         return Retry(ExponentialBackoff(cap=0.5, base=0.05), self.retries)
 
     def client_kwargs(self) -> dict[str, Any]:
+        # No socket_timeout on the connections: the transport puts one deadline around each
+        # attempt instead (redis-py would arm two timers per command, one of them a task).
         return {
-            "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             "retry": self.retry(),
             "health_check_interval": self.health_check_interval,
@@ -131,11 +144,18 @@ class Transport(ABC):
 
 
 class StandaloneTransport(Transport):
-    def __init__(self, client: Redis, *, server: str, owns_client: bool) -> None:
+    """One server. Single calls take a lean path (hiredis packing, a connection straight from the
+    pool, one deadline per attempt): on a cache's hot path redis-py's general ``execute_command``
+    costs more than the command itself."""
+
+    def __init__(self, client: Redis, *, server: str, owns_client: bool, options: ConnectionOptions) -> None:
         self._client = client
+        self._pool = client.connection_pool
         # redis-py leaves execute_command unannotated; this is its real signature.
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         self._owns = owns_client
+        self._timeout = options.socket_timeout
+        self._retries = options.retries
         self.server = server
 
     @classmethod
@@ -146,16 +166,45 @@ class StandaloneTransport(Transport):
             timeout=options.pool_timeout,
             **options.client_kwargs(),
         )
-        return cls(Redis(connection_pool=pool), server=redact(url), owns_client=True)
+        return cls(Redis(connection_pool=pool), server=redact(url), owns_client=True, options=options)
+
+    async def _call(self, *args: Any) -> Any:
+        """Send one command and read its answer; retry on a broken or silent connection."""
+        packed = _pack(args) if _pack is not None else None
+        attempt = 0
+        while True:
+            conn = None
+            try:
+                # The deadline covers taking a connection too: a frozen server still accepts TCP
+                # connections, and a new one would wait forever for its handshake.
+                async with deadline(self._timeout):
+                    conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+                    await conn.send_packed_command(packed if packed is not None else conn.pack_command(*args))
+                    return await conn.read_response()
+            except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError):
+                if conn is not None:
+                    await conn.disconnect()
+                if attempt >= self._retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(0.05 * attempt)
+            except BaseException:
+                # Cancelled mid-command: the connection may hold an unread answer.
+                if conn is not None:
+                    await conn.disconnect()
+                raise
+            finally:
+                if conn is not None:
+                    await self._pool.release(conn)
 
     async def run(self, op: str, call: ScriptCall) -> Any:
         script, keys, args = call
         with map_exceptions(op, self.server):
             try:
-                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._call(b"EVALSHA", script.sha, len(keys), *keys, *args)
             except rex.NoScriptError:
-                await self._execute("SCRIPT LOAD", script.source)
-                return await self._execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                await self._call(b"SCRIPT", b"LOAD", script.source)
+                return await self._call(b"EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def run_many(self, op: str, calls: Sequence[ScriptCall]) -> list[Any]:
         if not calls:
@@ -166,7 +215,7 @@ class StandaloneTransport(Transport):
             if missing:
                 # A NOSCRIPT answer means that script did not run: load and run just those again.
                 for script in {calls[i][0] for i in missing}:
-                    await self._execute("SCRIPT LOAD", script.source)
+                    await self._call(b"SCRIPT", b"LOAD", script.source)
                 again = await self._pipeline([calls[i] for i in missing])
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
@@ -179,11 +228,14 @@ class StandaloneTransport(Transport):
         pipe = self._client.pipeline(transaction=False)
         for script, keys, args in calls:
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+        # A deadline for the whole batch: the connections carry no socket timeout of their own.
+        async with deadline(self._timeout * (1 + len(calls) / 1000)):
+            return list(await pipe.execute(raise_on_error=False))
 
     async def command(self, op: str, *args: Any, route_key: bytes | None = None) -> Any:
         with map_exceptions(op, self.server):
-            return await self._execute(*args)
+            async with deadline(self._timeout * (self._retries + 1)):
+                return await self._execute(*args)
 
     async def primaries_command(self, op: str, *args: Any) -> list[Any]:
         return [await self.command(op, *args)]
@@ -198,7 +250,8 @@ class StandaloneTransport(Transport):
             pipe = self._client.pipeline(transaction=False)
             for script in scripts:
                 pipe.execute_command("SCRIPT LOAD", script.source)
-            await pipe.execute()
+            async with deadline(self._timeout * (self._retries + 1)):
+                await pipe.execute()
 
     async def close(self) -> None:
         if self._owns:
@@ -208,19 +261,21 @@ class StandaloneTransport(Transport):
 class ClusterTransport(Transport):
     """A cluster client, initialized once under a lock, with a bound on calls in flight per node."""
 
-    def __init__(self, client: RedisCluster, *, server: str, owns_client: bool, max_in_flight: int) -> None:
+    def __init__(self, client: RedisCluster, *, server: str, owns_client: bool, options: ConnectionOptions) -> None:
         self._client = client
         self._owns = owns_client
         self._ready = False
         self._init_lock = asyncio.Lock()
-        self._max_in_flight = max_in_flight
-        self._in_flight: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(max_in_flight))
+        limit = options.max_connections
+        self._in_flight: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(limit))
+        # The connections carry no socket timeout: every call gets one deadline, retries included.
+        self._timeout = options.socket_timeout * (options.retries + 1)
         self.server = server
 
     @classmethod
     def from_url(cls, url: str, options: ConnectionOptions) -> ClusterTransport:
         client = RedisCluster.from_url(url, max_connections=options.max_connections, **options.client_kwargs())
-        return cls(client, server=redact(url), owns_client=True, max_in_flight=options.max_connections)
+        return cls(client, server=redact(url), owns_client=True, options=options)
 
     async def _ensure_ready(self, op: str) -> None:
         # A fresh RedisCluster used by many coroutines at once before it knows the slot map fails
@@ -242,7 +297,7 @@ class ClusterTransport(Transport):
     async def run(self, op: str, call: ScriptCall) -> Any:
         script, keys, args = call
         await self._ensure_ready(op)
-        async with self._in_flight[self._node(keys[0]).name]:
+        async with self._in_flight[self._node(keys[0]).name], deadline(self._timeout):
             with map_exceptions(op, self.server):
                 try:
                     return await self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -272,7 +327,8 @@ class ClusterTransport(Transport):
                         results[i] = answer
 
         with map_exceptions(op, self.server):
-            await asyncio.gather(*(one_node(name, idx) for name, idx in by_node.items()))
+            async with deadline(self._timeout * (1 + len(calls) / 1000)):
+                await asyncio.gather(*(one_node(name, idx) for name, idx in by_node.items()))
             for result in results:
                 if isinstance(result, Exception):
                     raise result
@@ -288,9 +344,10 @@ class ClusterTransport(Transport):
         await self._ensure_ready(op)
         if route_key is None:
             with map_exceptions(op, self.server):
-                return await self._client.execute_command(*args)
+                async with deadline(self._timeout):
+                    return await self._client.execute_command(*args)
         node = self._node(route_key)
-        async with self._in_flight[node.name]:
+        async with self._in_flight[node.name], deadline(self._timeout):
             with map_exceptions(op, self.server):
                 return await self._client.execute_command(*args, target_nodes=node)
 
@@ -306,9 +363,12 @@ class ClusterTransport(Transport):
         await self._ensure_ready(op)
         with map_exceptions(op, self.server):
             primaries = self._client.get_primaries()
-            return list(
-                await asyncio.gather(*(self._client.execute_command(*args, target_nodes=node) for node in primaries))
-            )
+            async with deadline(self._timeout):
+                return list(
+                    await asyncio.gather(
+                        *(self._client.execute_command(*args, target_nodes=node) for node in primaries)
+                    )
+                )
 
     async def close(self) -> None:
         if self._owns:

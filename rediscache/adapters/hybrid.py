@@ -45,6 +45,7 @@ from redis.asyncio import Redis
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, utc_now
 from rediscache._port import CacheAdapter
+from rediscache._transport import deadline
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
 
@@ -177,7 +178,9 @@ class HybridCacheAdapter(CacheAdapter):
             try:
                 client = await self._l2.transport.subscriber()
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(self._l2.layout.channel)
+                    # Connecting can hang on a frozen server (it still accepts TCP): bound it.
+                    async with deadline(self._check_interval * 2 + 2.0):
+                        await pubsub.subscribe(self._l2.layout.channel)
                     confirmation = await pubsub.get_message(timeout=self._check_interval * 2)
                     if confirmation is None or confirmation.get("type") != "subscribe":
                         raise ConnectionError("no subscription confirmation")

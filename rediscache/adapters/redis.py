@@ -179,11 +179,9 @@ class RedisCacheAdapter(CacheAdapter):
                 else StandaloneTransport.from_url(redis_url, options)
             )
         elif isinstance(client, RedisCluster):
-            self._transport = ClusterTransport(
-                client, server=_describe(client), owns_client=False, max_in_flight=max_connections
-            )
+            self._transport = ClusterTransport(client, server=_describe(client), owns_client=False, options=options)
         elif isinstance(client, Redis):
-            self._transport = StandaloneTransport(client, server=_describe(client), owns_client=False)
+            self._transport = StandaloneTransport(client, server=_describe(client), owns_client=False, options=options)
         else:
             raise TypeError(f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}")
         self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
