@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - hiredis is an optional extra
     _pack = None
 from rediscache._scripts import Script
 
-__all__ = ["ClusterTransport", "ConnectionOptions", "ScriptCall", "StandaloneTransport", "Transport"]
+__all__ = ["ClusterTransport", "ConnectionOptions", "ScriptCall", "StandaloneTransport", "Transport", "deadline"]
 
 # (script, keys, args)
 ScriptCall = tuple[Script, Sequence[bytes], Sequence[Any]]
