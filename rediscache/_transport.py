@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from rediscache._exceptions import CacheConnectionError, map_exceptions
+from rediscache._scripts import Script
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as deadline
@@ -39,7 +40,6 @@ try:
     from hiredis import pack_command as _pack  # C packer: several times faster than redis-py's own
 except ImportError:  # pragma: no cover - hiredis is an optional extra
     _pack = None
-from rediscache._scripts import Script
 
 __all__ = ["ClusterTransport", "ConnectionOptions", "ScriptCall", "StandaloneTransport", "Transport", "deadline"]
 

@@ -43,7 +43,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from rediscache._exceptions import CacheError, UndecodablePayload
-from rediscache._models import CacheEntry, CacheKey, CacheStats, utc_now
+from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
 from rediscache._transport import deadline
 from rediscache.adapters.memory import MemoryCacheAdapter
@@ -277,13 +277,8 @@ class HybridCacheAdapter(CacheAdapter):
             return None
         stored_key, copy, l1_hits, last_accessed = found
         value = copy.value if self._shared else self._l2.codec.decode(copy.payload, key.full_key)
-        return CacheEntry.model_construct(
-            key=stored_key,
-            value=value,
-            created_at=copy.created_at,
-            expires_at=copy.expires_at,
-            hit_count=copy.hits_at_promotion + l1_hits,
-            last_accessed=last_accessed,
+        return make_entry(
+            stored_key, value, copy.created_at, copy.expires_at, copy.hits_at_promotion + l1_hits, last_accessed
         )
 
     # -- the port -----------------------------------------------------------------------------------
