@@ -1,8 +1,10 @@
 """rediscache: an async cache that stays correct on a shared Redis or Redis Cluster.
 
 The port (``CacheKey``, ``CacheEntry``, ``CacheStats``, ``CacheAdapter`` and the errors) knows
-nothing of Redis; the adapters implement it: ``MemoryCacheAdapter`` in process, and
-``RedisCacheAdapter`` natively on Redis with one atomic Lua script per operation.
+nothing of Redis; the adapters implement it: ``MemoryCacheAdapter`` in process,
+``RedisCacheAdapter`` natively on Redis with one atomic Lua script per operation, and
+``HybridCacheAdapter``, an L1 per process kept coherent over Redis. The kit (``CacheService``,
+``cached``, ``compose.cache``/``CacheKit``) is what application code uses.
 """
 
 from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
@@ -11,6 +13,7 @@ from rediscache._port import CacheAdapter
 from rediscache.adapters.hybrid import HybridCacheAdapter
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
+from rediscache.kit import CacheKit, CacheService, CircuitBreaker, ServiceHealth, cached, compose
 from rediscache.serialization import Codec, MsgpackCodec, SignedPickleCodec
 
 __all__ = [
@@ -18,6 +21,9 @@ __all__ = [
     "CacheConnectionError",
     "CacheEntry",
     "CacheError",
+    "CacheKit",
+    "CacheService",
+    "CircuitBreaker",
     "CacheKey",
     "CacheStats",
     "Codec",
@@ -26,7 +32,10 @@ __all__ = [
     "MsgpackCodec",
     "RedisCacheAdapter",
     "SerializationError",
+    "ServiceHealth",
     "SignedPickleCodec",
+    "cached",
+    "compose",
 ]
 
 __version__ = "0.1.0"

@@ -97,7 +97,7 @@ def _subscriber_client(connection_class: type[Any], connection_kwargs: dict[str,
     otherwise reconnect and resubscribe silently, and the messages sent meanwhile would be lost
     without the listener knowing."""
     kwargs = {**connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-    return Redis(connection_pool=ConnectionPool(connection_class=connection_class, **kwargs))
+    return Redis.from_pool(ConnectionPool(connection_class=connection_class, **kwargs))
 
 
 def _is_noscript(result: Any) -> bool:
@@ -166,7 +166,8 @@ class StandaloneTransport(Transport):
             timeout=options.pool_timeout,
             **options.client_kwargs(),
         )
-        return cls(Redis(connection_pool=pool), server=redact(url), owns_client=True, options=options)
+        # from_pool: the client owns the pool, so closing it closes the connections too.
+        return cls(Redis.from_pool(pool), server=redact(url), owns_client=True, options=options)
 
     async def _call(self, *args: Any) -> Any:
         """Send one command and read its answer; retry on a broken or silent connection."""

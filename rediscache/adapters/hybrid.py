@@ -439,6 +439,13 @@ class HybridCacheAdapter(CacheAdapter):
         )
         return CacheStats.model_validate(figures)
 
+    async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
+        """A lock in L2, shared by every instance (see ``RedisCacheAdapter.try_lock``)."""
+        return await self._l2.try_lock(name, token, ttl)
+
+    async def unlock(self, name: str, token: str) -> bool:
+        return await self._l2.unlock(name, token)
+
     async def get_l1_stats(self) -> CacheStats:
         """This instance's L1 on its own (its hits, misses, entries, evictions)."""
         return await self._l1.get_stats()

@@ -50,6 +50,11 @@ _METHOD_FIRST_PARAMETERS = ("self", "cls")
 class CachedFunction(Generic[P, R]):
     """An async callable whose results are cached; ``invalidate(*args, **kwargs)`` drops one call's entry."""
 
+    # Copied from the wrapped function by functools.update_wrapper; declared for type checkers.
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Awaitable[R]]
+
     def __init__(
         self,
         func: Callable[P, Awaitable[R]],
@@ -134,6 +139,10 @@ class CachedFunction(Generic[P, R]):
 
 class BoundCachedFunction(Generic[P, R]):
     """A ``CachedFunction`` bound to an instance or class: called without ``self``/``cls``, which the key leaves out."""
+
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Awaitable[R]]
 
     def __init__(self, cached_function: CachedFunction[Any, R], receiver: object) -> None:
         self.__func__ = cached_function
