@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from rediscache import CacheAdapter, CacheKey, CacheStats, MemoryCacheAdapter, RedisCacheAdapter
+from rediscache import CacheAdapter, CacheKey, CacheService, CacheStats, MemoryCacheAdapter, RedisCacheAdapter, cached
 
 
 @contextmanager
@@ -112,6 +112,36 @@ async def tour(cache: CacheAdapter, other: CacheAdapter | None) -> None:
     print(table(title, await (other or cache).get_stats()))
 
 
+async def kit_tour(first: CacheAdapter, second: CacheAdapter) -> None:
+    """The kit on top: get_or_set and @cached, shared by two instances."""
+    one, two = CacheService(first), CacheService(second)
+    calls = 0
+
+    async def price_from_database() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)  # a slow source: the other callers wait for this one
+        return {"sku": "A-1", "price": "9.90"}
+
+    results = await asyncio.gather(
+        *(service.get_or_set("price:A-1", price_from_database, tags=["prices"]) for service in (one, two) * 10)
+    )
+    print(f"20 concurrent get_or_set on two instances -> {len(results)} answers, {calls} database call")
+
+    @cached(two, ttl=timedelta(minutes=5), tags=["reports"])
+    async def report(year: int, region: str = "eu") -> str:
+        nonlocal calls
+        calls += 1
+        return f"report {year}/{region}"
+
+    await report(2026)
+    await report(2026, region="eu")  # the same call, spelled differently: one key
+    print(
+        f"@cached report(2026) twice -> {calls - 1} computation; invalidate_tags(['reports']) -> "
+        f"{await one.invalidate_tags(['reports'])}"
+    )
+
+
 async def main() -> None:
     with throwaway_redis() as url:
         if url is None:
@@ -126,6 +156,8 @@ async def main() -> None:
             RedisCacheAdapter(url, key_prefix=prefix) as second,
         ):
             await tour(first, second)
+            print()
+            await kit_tour(first, second)
             await first.clear()
 
 

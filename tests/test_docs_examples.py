@@ -1,4 +1,5 @@
-"""Every ```python block of docs/kit.md runs as a program against real Redis and prints what the docs say.
+"""Every ```python block of README.md and docs/kit.md runs as a program against real Redis and prints
+what the docs say.
 
 A block is a complete program. Its Redis URL (``redis://localhost:6379/0``) is replaced by the test
 server's (the fail-open example's ``redis://127.0.0.1:1/0`` is left alone: nothing listens there),
@@ -17,7 +18,8 @@ from typing import Any
 
 from support.redis_servers import RedisServer
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "kit.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "kit.md"]
 DOC_URL = "redis://localhost:6379/0"
 DOC_PREFIX = 'key_prefix="myapp"'
 DEAD_URL = "redis://127.0.0.1:1/0"  # the fail-open example's server that is down on purpose
@@ -26,17 +28,21 @@ BLOCK = re.compile(r"```python\n(?P<code>.*?)```(?:\s*```text\n(?P<output>.*?)``
 
 @dataclass
 class Example:
+    doc: str
     line: int
     code: str
     output: str | None
 
 
 def examples() -> list[Example]:
-    text = DOC.read_text()
-    return [
-        Example(text.count("\n", 0, match.start()) + 1, match["code"], match["output"])
-        for match in BLOCK.finditer(text)
-    ]
+    found = []
+    for doc in DOCS:
+        text = doc.read_text()
+        found += [
+            Example(doc.name, text.count("\n", 0, match.start()) + 1, match["code"], match["output"])
+            for match in BLOCK.finditer(text)
+        ]
+    return found
 
 
 async def run(example: Example, url: str, prefix: str) -> tuple[int, str, str]:
@@ -57,7 +63,7 @@ async def run(example: Example, url: str, prefix: str) -> tuple[int, str, str]:
 def test_the_docs_have_runnable_examples_with_their_output() -> None:
     found = examples()
 
-    assert len(found) >= 7
+    assert len(found) >= 10
     assert all(example.output is not None for example in found)
     # Any other URL would send the examples to a server the test does not own.
     urls = {url for example in found for url in re.findall(r"redis://[^\"' ]+", example.code)}
@@ -74,7 +80,7 @@ async def test_every_example_runs_and_prints_what_the_docs_say(
     )
 
     for example, (returncode, stdout, stderr) in zip(found, results, strict=True):
-        where = f"docs/kit.md, the block at line {example.line}"
+        where = f"{example.doc}, the block at line {example.line}"
         assert returncode == 0, f"{where} failed:\n{stderr}"
         if example.output is not None:
             assert stdout == example.output, f"{where} printed:\n{stdout}"
