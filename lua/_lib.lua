@@ -35,29 +35,74 @@ local function member_prefix(name)
     return #name .. ':' .. name
 end
 
--- Remove every index trace of one full_key, as recorded in its ledger row. Returns the ledger
--- row's size, or false when the key had no row.
-local function unindex(fk)
-    local raw = redis.call('HGET', M, fk)
-    if not raw then
-        return false
+-- Lua's unpack() takes a few thousand values at most: send long lists in slices.
+local SLICE = 1000
+
+-- redis.call(cmd, key, ...list) in slices (key may be false for commands that take only the list);
+-- returns the sum of the integer answers.
+local function call_sliced(cmd, key, list)
+    local total = 0
+    for i = 1, #list, SLICE do
+        local last = math.min(i + SLICE - 1, #list)
+        if key then
+            total = total + redis.call(cmd, key, unpack(list, i, last))
+        else
+            total = total + redis.call(cmd, unpack(list, i, last))
+        end
     end
-    local meta = cmsgpack.unpack(raw)
-    local size, ns, tags = meta[1], meta[2], meta[3]
-    redis.call('HDEL', M, fk)
-    redis.call('ZREM', K, fk)
-    redis.call('ZREM', X, fk)
-    redis.call('ZREM', C, fk)
-    if ns then
-        redis.call('ZREM', N, member_prefix(ns) .. fk)
+    return total
+end
+
+-- The ledger rows of many full_keys (false where there is none).
+local function ledger_rows(fks)
+    local rows = {}
+    for i = 1, #fks, SLICE do
+        local part = redis.call('HMGET', M, unpack(fks, i, math.min(i + SLICE - 1, #fks)))
+        for j = 1, #part do
+            rows[#rows + 1] = part[j]
+        end
     end
-    for i = 1, #tags do
-        redis.call('ZREM', T, member_prefix(tags[i]) .. fk)
+    return rows
+end
+
+-- Remove every index trace of many full_keys, as recorded in their ledger rows, with one command
+-- per index rather than one per entry. Returns the full_keys that had no ledger row.
+local function unindex_many(fks)
+    if #fks == 0 then
+        return {}
     end
-    if size ~= 0 then
-        redis.call('HINCRBY', S, 'bytes', -size)
+    local rows = ledger_rows(fks)
+    local known, ns_members, tag_members, missing = {}, {}, {}, {}
+    local bytes = 0
+    for i = 1, #fks do
+        local fk = fks[i]
+        if rows[i] then
+            local meta = cmsgpack.unpack(rows[i])
+            bytes = bytes + meta[1]
+            known[#known + 1] = fk
+            if meta[2] then
+                ns_members[#ns_members + 1] = member_prefix(meta[2]) .. fk
+            end
+            local tags = meta[3]
+            for j = 1, #tags do
+                tag_members[#tag_members + 1] = member_prefix(tags[j]) .. fk
+            end
+        else
+            missing[#missing + 1] = fk
+        end
     end
-    return size
+    if #known > 0 then
+        call_sliced('HDEL', M, known)
+        call_sliced('ZREM', K, known)
+        call_sliced('ZREM', X, known)
+        call_sliced('ZREM', C, known)
+        call_sliced('ZREM', N, ns_members)
+        call_sliced('ZREM', T, tag_members)
+        if bytes ~= 0 then
+            redis.call('HINCRBY', S, 'bytes', -bytes)
+        end
+    end
+    return missing
 end
 
 -- Unindex up to `limit` entries whose expiry has passed. Their entry keys are already gone
@@ -67,9 +112,7 @@ local function trim_expired(now, limit)
         return 0, false
     end
     local dead = redis.call('ZRANGEBYSCORE', X, '-inf', '(' .. (now - DEAD_MARGIN_MS), 'LIMIT', 0, limit)
-    for i = 1, #dead do
-        unindex(dead[i])
-    end
+    unindex_many(dead)
     return #dead, #dead == limit
 end
 
@@ -80,5 +123,61 @@ end
 local function announce(channel, origin, full_keys)
     if channel ~= '' and #full_keys > 0 then
         redis.call('PUBLISH', channel, cmsgpack.pack({origin, full_keys}))
+    end
+end
+
+-- Write one entry whole (value, TTL, namespace, tags) with every index, at server time `now`.
+-- `ns` is false for none. An overwrite with the same namespace and tags (the common refresh) keeps
+-- its memberships: only the size, created time and expiry change. Anything else is unindexed and
+-- indexed anew.
+local function write_entry(E, fk, payload, ttl, ns, tags, now)
+    local row = cmsgpack.pack({#payload, ns, tags})
+    local old = redis.call('HGET', M, fk)
+    local kept = false
+    if old then
+        local meta = cmsgpack.unpack(old)
+        if meta[2] == ns and #meta[3] == #tags then
+            kept = true
+            for i = 1, #tags do
+                if meta[3][i] ~= tags[i] then
+                    kept = false
+                    break
+                end
+            end
+        end
+        if kept then
+            if meta[1] ~= #payload then
+                redis.call('HINCRBY', S, 'bytes', #payload - meta[1])
+            end
+        else
+            unindex_many({fk})
+        end
+    end
+
+    redis.call('DEL', E)
+    if ttl > 0 then
+        local expiry = now + ttl
+        redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now, 'x', expiry)
+        redis.call('PEXPIREAT', E, expiry)
+        redis.call('ZADD', X, expiry, fk)
+    else
+        redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now)
+        if kept then
+            redis.call('ZREM', X, fk)
+        end
+    end
+    redis.call('ZADD', C, now, fk)
+    if not kept then
+        redis.call('ZADD', K, 0, fk)
+        if ns then
+            redis.call('ZADD', N, 0, member_prefix(ns) .. fk)
+        end
+        for i = 1, #tags do
+            redis.call('ZADD', T, 0, member_prefix(tags[i]) .. fk)
+        end
+        redis.call('HINCRBY', S, 'bytes', #payload)
+    end
+    if row ~= old then
+        redis.call('HSET', M, fk, row)
     end
 end

@@ -4,12 +4,12 @@
 -- ARGV[3..] full_keys, in the same order as their entry hashes
 -- Returns how many of them were live.
 bind_shard()
-local live = 0
-local full_keys = {}
+local entries, full_keys = {}, {}
 for i = 3, #ARGV do
-    live = live + redis.call('DEL', KEYS[5 + i])
-    unindex(ARGV[i])
+    entries[#entries + 1] = KEYS[5 + i]
     full_keys[#full_keys + 1] = ARGV[i]
 end
+local live = call_sliced('DEL', false, entries)
+unindex_many(full_keys)
 announce(ARGV[1], ARGV[2], full_keys)
 return live

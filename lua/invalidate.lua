@@ -18,18 +18,26 @@ local removed = {}
 for i = 6, #ARGV do
     local prefix = ARGV[i]
     local members = redis.call('ZRANGEBYLEX', index, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, budget)
+    -- In the key index the member is the full_key itself; elsewhere it follows the range's prefix.
+    local fks, entries = {}, {}
     for j = 1, #members do
-        -- In the key index the member is the full_key itself; elsewhere it follows the range's prefix.
         local fk = members[j]
         if which ~= 'k' then
             fk = string.sub(fk, #prefix + 1)
         end
-        live = live + redis.call('DEL', entry_prefix .. fk)
+        fks[j] = fk
+        entries[j] = entry_prefix .. fk
         removed[#removed + 1] = fk
-        if not unindex(fk) then
-            -- A member with no ledger row cannot come from our own writes; drop it so it can't loop.
-            redis.call('ZREM', index, members[j])
+    end
+    live = live + call_sliced('DEL', false, entries)
+    local strays = unindex_many(fks)
+    if #strays > 0 then
+        -- Members with no ledger row cannot come from our own writes; drop them so they can't loop.
+        local stray_members = {}
+        for j = 1, #strays do
+            stray_members[j] = which == 'k' and strays[j] or prefix .. strays[j]
         end
+        call_sliced('ZREM', index, stray_members)
     end
     budget = budget - #members
     if budget <= 0 then

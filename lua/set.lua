@@ -16,57 +16,7 @@ for i = 8, #ARGV do
     tags[#tags + 1] = ARGV[i]
 end
 
--- An overwrite with the same namespace and tags (the common refresh) keeps its memberships:
--- only the size, created time and expiry change. Anything else is unindexed and indexed anew.
-local row = cmsgpack.pack({#payload, ns, tags})
-local old = redis.call('HGET', M, fk)
-local kept = false
-if old then
-    local meta = cmsgpack.unpack(old)
-    if meta[2] == ns and #meta[3] == #tags then
-        kept = true
-        for i = 1, #tags do
-            if meta[3][i] ~= tags[i] then
-                kept = false
-                break
-            end
-        end
-    end
-    if kept then
-        if meta[1] ~= #payload then
-            redis.call('HINCRBY', S, 'bytes', #payload - meta[1])
-        end
-    else
-        unindex(fk)
-    end
-end
-
-redis.call('DEL', E)
-if ttl > 0 then
-    local expiry = now + ttl
-    redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now, 'x', expiry)
-    redis.call('PEXPIREAT', E, expiry)
-    redis.call('ZADD', X, expiry, fk)
-else
-    redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now)
-    if kept then
-        redis.call('ZREM', X, fk)
-    end
-end
-redis.call('ZADD', C, now, fk)
-if not kept then
-    redis.call('ZADD', K, 0, fk)
-    if ns then
-        redis.call('ZADD', N, 0, member_prefix(ns) .. fk)
-    end
-    for i = 1, #tags do
-        redis.call('ZADD', T, 0, member_prefix(tags[i]) .. fk)
-    end
-    redis.call('HINCRBY', S, 'bytes', #payload)
-end
-if row ~= old then
-    redis.call('HSET', M, fk, row)
-end
+write_entry(E, fk, payload, ttl, ns, tags, now)
 
 trim_expired(now, tonumber(ARGV[5]))
 announce(ARGV[6], ARGV[7], {fk})

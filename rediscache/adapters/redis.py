@@ -18,9 +18,9 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 from redis.asyncio import Redis, RedisCluster
@@ -45,7 +45,7 @@ __all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
 
 logger = logging.getLogger("rediscache")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_T = TypeVar("_T")
 _GET = script("get")
 _GET_RO = script("get_ro")
 _SET = script("set")
@@ -54,7 +54,9 @@ _INVALIDATE = script("invalidate")
 _CLEANUP = script("cleanup")
 _STATS = script("stats")
 _UNLOCK = script("unlock")
-_ALL_SCRIPTS = (_GET, _GET_RO, _SET, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _UNLOCK)
+_GET_MANY = script("get_many")
+_SET_MANY = script("set_many")
+_ALL_SCRIPTS = (_GET, _GET_RO, _GET_MANY, _SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _UNLOCK)
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
@@ -274,16 +276,34 @@ class RedisCacheAdapter(CacheAdapter):
 
     async def get_many_with_payloads(self, keys: Sequence[CacheKey]) -> list[tuple[CacheEntry, bytes] | None]:
         """``get_many``, also returning the stored payloads."""
-        calls = [self._get_call(_require_key(key)) for key in keys]
-        if not calls:
+        full_keys = [_require_key(key).full_key.encode() for key in keys]
+        if not full_keys:
             return []
         await self._ready("get_many")
-        replies = await self._transport.run_many("get_many", [call for call, _ in calls])
-        found: list[tuple[CacheEntry, bytes] | None] = []
-        for key, (_, fk), reply in zip(keys, calls, replies, strict=True):
-            entry = None if reply is None else await self._entry(key, fk, reply)
-            found.append(None if entry is None else (entry, reply[0]))
+        touch = b"0" if self._read_only else b"1"
+        calls: list[ScriptCall] = []
+        positions: list[list[int]] = []
+        for shard, chunk in self._by_shard(range(len(full_keys)), lambda i: full_keys[i]):
+            fks = [full_keys[i] for i in chunk]
+            calls.append((_GET_MANY, (shard.ledger, shard.stats, *map(shard.entry_key, fks)), (touch, *fks)))
+            positions.append(chunk)
+        replies = await self._transport.run_many("get_many", calls)
+        found: list[tuple[CacheEntry, bytes] | None] = [None] * len(full_keys)
+        for chunk, answers in zip(positions, replies, strict=True):
+            for i, reply in zip(chunk, answers, strict=True):
+                if reply is not None:
+                    entry = await self._entry(keys[i], full_keys[i], reply)
+                    found[i] = None if entry is None else (entry, reply[0])
         return found
+
+    def _by_shard(self, items: Iterable[_T], full_key_of: Callable[[_T], bytes]) -> Iterator[tuple[Shard, list[_T]]]:
+        """Items grouped by shard, in chunks of at most one batch: one script call each."""
+        groups: dict[int, list[_T]] = defaultdict(list)
+        for item in items:
+            groups[self._layout.shard_of(full_key_of(item)).number].append(item)
+        for number, group in groups.items():
+            for start in range(0, len(group), self._batch):
+                yield self._layout.shards[number], group[start : start + self._batch]
 
     @property
     def layout(self) -> Layout:
@@ -375,8 +395,22 @@ class RedisCacheAdapter(CacheAdapter):
     async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
         ttl_ms = _ttl_ms(validate_ttl(ttl))
         # Encode everything before sending anything: one bad value writes nothing.
-        calls = [self._set_call(key, value, ttl_ms) for key, value in items]
+        prepared: list[tuple[bytes, tuple[Any, ...]]] = []
+        for key, value in items:
+            full_key = _require_key(key).full_key
+            payload = self._codec.encode(value, full_key)
+            namespace = key.namespace.encode() if key.namespace is not None else b""
+            fk = full_key.encode()
+            prepared.append((fk, (fk, payload, ttl_ms, namespace, len(key.tags), *[t.encode() for t in key.tags])))
+        if not prepared:
+            return
         await self._ready("set_many")
+        calls: list[ScriptCall] = []
+        for shard, chunk in self._by_shard(prepared, lambda item: item[0]):
+            args: list[Any] = [self._trim, self._channel, self.origin]
+            for _, entry_args in chunk:
+                args.extend(entry_args)
+            calls.append((_SET_MANY, (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk)), args))
         await self._transport.run_many("set_many", calls)
 
     async def delete(self, key: CacheKey) -> bool:
@@ -395,17 +429,10 @@ class RedisCacheAdapter(CacheAdapter):
         return await self._delete_full_keys("delete_many", full_keys)
 
     async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
-        by_shard: dict[int, list[bytes]] = defaultdict(list)
-        for fk in full_keys:
-            by_shard[self._layout.shard_of(fk).number].append(fk)
-        calls: list[ScriptCall] = []
-        for number, fks in by_shard.items():
-            shard = self._layout.shards[number]
-            for start in range(0, len(fks), self._batch):
-                chunk = fks[start : start + self._batch]
-                calls.append(
-                    (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk))
-                )
+        calls: list[ScriptCall] = [
+            (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk))
+            for shard, chunk in self._by_shard(full_keys, lambda fk: fk)
+        ]
         return sum(int(live) for live in await self._transport.run_many(op, calls))
 
     # -- invalidation ------------------------------------------------------------------------------

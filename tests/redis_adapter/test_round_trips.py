@@ -86,21 +86,31 @@ async def test_an_invalidation_beyond_one_batch_costs_one_round_trip_per_batch(
     assert commands == ["EVALSHA"] * 3 and trips == 3
 
 
-async def test_get_many_of_100_keys_is_one_round_trip(
+async def test_get_many_of_100_keys_is_one_script_call(
     counted: RedisCacheAdapter, counting_proxy: CountingProxy
 ) -> None:
     keys = [CacheKey(key=f"k{i}") for i in range(100)]
     await counted.set_many([(key, i) for i, key in enumerate(keys)])
     commands, trips = await _measure(counting_proxy, counted.get_many(keys))
-    assert (len(commands), trips) == (100, 1)
+    assert (commands, trips) == (["EVALSHA"], 1)
 
 
-async def test_set_many_of_100_keys_is_one_round_trip(
+async def test_set_many_of_100_keys_is_one_script_call(
     counted: RedisCacheAdapter, counting_proxy: CountingProxy
 ) -> None:
     items = [(CacheKey(key=f"k{i}", tags=["t"]), i) for i in range(100)]
     commands, trips = await _measure(counting_proxy, counted.set_many(items))
-    assert (len(commands), trips) == (100, 1)
+    assert (commands, trips) == (["EVALSHA"], 1)
+
+
+async def test_a_batch_larger_than_batch_size_is_one_round_trip_of_several_calls(
+    make_adapter: MakeAdapter, counting_proxy: CountingProxy
+) -> None:
+    adapter = await make_adapter(counting_proxy.url, batch_size=40)
+    keys = [CacheKey(key=f"k{i}") for i in range(100)]
+    await adapter.set_many([(key, i) for i, key in enumerate(keys)])
+    commands, trips = await _measure(counting_proxy, adapter.get_many(keys))
+    assert (commands, trips) == (["EVALSHA"] * 3, 1)
 
 
 async def test_delete_many_of_100_keys_is_one_round_trip(
