@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as rex
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -143,60 +144,180 @@ class Transport(ABC):
         return list(await asyncio.gather(*(self.run(op, call) for call in calls)))
 
 
+class _Watchdog:
+    """Deadlines for commands in flight, kept by one periodic task instead of a timer per command.
+
+    A command registers its task and deadline (two dict operations); every ``period`` seconds the
+    watchdog cancels the tasks whose deadline passed, and the command turns that cancellation into
+    a ``TimeoutError``. A per-command ``asyncio.timeout`` would arm and disarm a timer each time,
+    which costs more than the rest of a cache hit's bookkeeping.
+    """
+
+    def __init__(self, period: float) -> None:
+        self._period = period
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, timeout: float) -> asyncio.Task[Any]:
+        task = asyncio.current_task()
+        assert task is not None, "commands run inside a task"
+        self._deadlines[task] = time.monotonic() + timeout
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch(), name="rediscache-deadlines")
+        return task
+
+    def stop(self, task: asyncio.Task[Any]) -> None:
+        self._deadlines.pop(task, None)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the watchdog cancelled ``task``; if so, the cancellation is withdrawn."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return True
+
+    async def _watch(self) -> None:
+        while self._deadlines or self._expired:
+            await asyncio.sleep(self._period)
+            now = time.monotonic()
+            for task, when in list(self._deadlines.items()):
+                if when <= now:
+                    del self._deadlines[task]
+                    self._expired.add(task)
+                    task.cancel()
+            self._expired = {task for task in self._expired if not task.done()}
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class _Connections:
+    """Connections to one server: a bounded set of our own, or borrowed from a user's client.
+
+    Ours are kept in a plain free list behind a semaphore: a checkout costs a fraction of a
+    microsecond, where redis-py's blocking pool costs about ten (a condition variable, a timer and
+    a socket probe per checkout). The probe is not needed here: a connection that met an error or
+    a cancellation is disconnected before it is put back, so it never holds an unread answer.
+    """
+
+    def __init__(self, pool: ConnectionPool, *, owned: bool, size: int, wait: float) -> None:
+        self._pool = pool
+        self._owned = owned
+        self._idle: list[Any] = []
+        self._slots = asyncio.Semaphore(size)
+        self._wait = wait
+
+    async def acquire(self) -> Any:
+        if not self._owned:
+            return await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        if self._slots.locked():
+            try:
+                async with deadline(self._wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise rex.ConnectionError(f"no connection became free within {self._wait} s") from None
+        else:
+            await self._slots.acquire()
+        return self._idle.pop() if self._idle else self._pool.make_connection()  # type: ignore[no-untyped-call]
+
+    async def release(self, conn: Any) -> None:
+        if not self._owned:
+            await self._pool.release(conn)
+            return
+        self._idle.append(conn)
+        self._slots.release()
+
+    async def close(self) -> None:
+        if self._owned:
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                await conn.disconnect()
+            await self._pool.disconnect()
+
+
+def _pack_all(commands: Sequence[tuple[Any, ...]], conn: Any) -> list[bytes]:
+    if _pack is not None:
+        return [b"".join(_pack(args) for args in commands)]
+    return list(conn.pack_commands(commands))
+
+
 class StandaloneTransport(Transport):
-    """One server. Single calls take a lean path (hiredis packing, a connection straight from the
-    pool, one deadline per attempt): on a cache's hot path redis-py's general ``execute_command``
-    costs more than the command itself."""
+    """One server, spoken to directly: commands are packed by hiredis, sent on a connection of our
+    own and read back, with one deadline per attempt. On a cache's hot path redis-py's general
+    ``execute_command`` (pool, retry wrapper, callbacks, metrics) costs more than the command."""
 
     def __init__(self, client: Redis, *, server: str, owns_client: bool, options: ConnectionOptions) -> None:
         self._client = client
-        self._pool = client.connection_pool
-        # redis-py leaves execute_command unannotated; this is its real signature.
-        self._execute: Callable[..., Awaitable[Any]] = client.execute_command
         self._owns = owns_client
+        self._connections = _Connections(
+            client.connection_pool,
+            owned=owns_client,
+            size=options.max_connections,
+            wait=options.pool_timeout,
+        )
         self._timeout = options.socket_timeout
         self._retries = options.retries
+        self._deadlines = _Watchdog(period=min(0.25, options.socket_timeout / 4))
         self.server = server
 
     @classmethod
     def from_url(cls, url: str, options: ConnectionOptions) -> StandaloneTransport:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=options.max_connections,
-            timeout=options.pool_timeout,
-            **options.client_kwargs(),
-        )
-        # from_pool: the client owns the pool, so closing it closes the connections too.
+        # The pool parses the URL and makes connections; checkouts go through _Connections.
+        pool = ConnectionPool.from_url(url, max_connections=options.max_connections, **options.client_kwargs())
         return cls(Redis.from_pool(pool), server=redact(url), owns_client=True, options=options)
 
-    async def _call(self, *args: Any) -> Any:
-        """Send one command and read its answer; retry on a broken or silent connection."""
-        packed = _pack(args) if _pack is not None else None
+    async def _exchange(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send commands in one write and read their answers (an error reply is returned, not
+        raised); retry on a broken or silent connection."""
         attempt = 0
         while True:
-            conn = None
             try:
-                # The deadline covers taking a connection too: a frozen server still accepts TCP
-                # connections, and a new one would wait forever for its handshake.
-                async with deadline(self._timeout):
-                    conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-                    await conn.send_packed_command(packed if packed is not None else conn.pack_command(*args))
-                    return await conn.read_response()
+                return await self._attempt(commands)
             except (rex.ConnectionError, rex.TimeoutError, OSError, TimeoutError):
-                if conn is not None:
-                    await conn.disconnect()
                 if attempt >= self._retries:
                     raise
                 attempt += 1
                 await asyncio.sleep(0.05 * attempt)
-            except BaseException:
-                # Cancelled mid-command: the connection may hold an unread answer.
-                if conn is not None:
-                    await conn.disconnect()
-                raise
-            finally:
-                if conn is not None:
-                    await self._pool.release(conn)
+
+    async def _attempt(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        conn = None
+        # The deadline covers taking a connection too: a frozen server still accepts TCP
+        # connections, and a new one would wait forever for its handshake.
+        task = self._deadlines.start(self._timeout * (1 + len(commands) / 1000))
+        try:
+            conn = await self._connections.acquire()
+            await conn.send_packed_command(_pack_all(commands, conn))
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(await conn.read_response())
+                except rex.ResponseError as error:
+                    answers.append(error)
+            return answers
+        except asyncio.CancelledError:
+            if conn is not None:
+                await conn.disconnect()  # it may hold an unread answer
+            if self._deadlines.expired(task):
+                raise TimeoutError(f"no answer within {self._timeout} s") from None
+            raise
+        except BaseException:
+            if conn is not None:
+                await conn.disconnect()
+            raise
+        finally:
+            self._deadlines.stop(task)
+            if conn is not None:
+                await self._connections.release(conn)
+
+    async def _call(self, *args: Any) -> Any:
+        (answer,) = await self._exchange((args,))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     async def run(self, op: str, call: ScriptCall) -> Any:
         script, keys, args = call
@@ -211,13 +332,16 @@ class StandaloneTransport(Transport):
         if not calls:
             return []
         with map_exceptions(op, self.server):
-            results = await self._pipeline(calls)
+            results = await self._exchange(
+                [(b"EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+            )
             missing = [i for i, result in enumerate(results) if _is_noscript(result)]
             if missing:
                 # A NOSCRIPT answer means that script did not run: load and run just those again.
-                for script in {calls[i][0] for i in missing}:
-                    await self._call(b"SCRIPT", b"LOAD", script.source)
-                again = await self._pipeline([calls[i] for i in missing])
+                await self._exchange([(b"SCRIPT", b"LOAD", script.source) for script in {calls[i][0] for i in missing}])
+                again = await self._exchange(
+                    [(b"EVALSHA", calls[i][0].sha, len(calls[i][1]), *calls[i][1], *calls[i][2]) for i in missing]
+                )
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
             for result in results:
@@ -225,18 +349,9 @@ class StandaloneTransport(Transport):
                     raise result
             return results
 
-    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        # A deadline for the whole batch: the connections carry no socket timeout of their own.
-        async with deadline(self._timeout * (1 + len(calls) / 1000)):
-            return list(await pipe.execute(raise_on_error=False))
-
     async def command(self, op: str, *args: Any, route_key: bytes | None = None) -> Any:
         with map_exceptions(op, self.server):
-            async with deadline(self._timeout * (self._retries + 1)):
-                return await self._execute(*args)
+            return await self._call(*args)
 
     async def primaries_command(self, op: str, *args: Any) -> list[Any]:
         return [await self.command(op, *args)]
@@ -248,14 +363,14 @@ class StandaloneTransport(Transport):
 
     async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
         with map_exceptions(op, self.server):
-            pipe = self._client.pipeline(transaction=False)
-            for script in scripts:
-                pipe.execute_command("SCRIPT LOAD", script.source)
-            async with deadline(self._timeout * (self._retries + 1)):
-                await pipe.execute()
+            for answer in await self._exchange([(b"SCRIPT", b"LOAD", script.source) for script in scripts]):
+                if isinstance(answer, Exception):
+                    raise answer
 
     async def close(self) -> None:
+        self._deadlines.close()
         if self._owns:
+            await self._connections.close()
             await self._client.aclose()
 
 

@@ -107,3 +107,25 @@ async def test_a_fresh_cluster_adapter_serves_a_burst_before_it_was_ever_used(
     results = await asyncio.gather(*(cache.get(CacheKey(key=f"k{i}")) for i in range(500)))
 
     assert results == [None] * 500
+
+
+async def test_a_caller_cancelling_mid_call_leaves_the_adapter_usable(
+    make_adapter: MakeAdapter, private_server: RedisServer
+) -> None:
+    cache = await make_adapter(private_server.url, max_connections=1)
+    await cache.set(CacheKey(key="k"), "v")
+    assert private_server.process is not None
+    os.kill(private_server.process.pid, signal.SIGSTOP)
+    try:
+        pending = asyncio.create_task(cache.get(CacheKey(key="k")))
+        await asyncio.sleep(0.1)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+    finally:
+        os.kill(private_server.process.pid, signal.SIGCONT)
+
+    # The one connection was mid-command when cancelled: its unread answer must not reach this read.
+    entry = await cache.get(CacheKey(key="k"))
+    assert entry is not None and entry.value == "v"
+    assert (await cache.get_stats()).total_hits >= 1
