@@ -1,7 +1,10 @@
 -- Shared helpers, prepended by rediscache._scripts to every script below.
 --
 -- Shard layout (one shard = one hash slot; P = key prefix, s = shard number, L = layout version):
---   P:{P:s}:L:e:<full_key>  entry hash: v payload, c created ms, h hit count, a last access ms, x expiry ms
+--   P:{P:s}:L:e:<full_key>  entry string: a 32-byte header (created ms, expiry ms or 0, hit count,
+--                           last access ms: four big-endian 8-byte integers) then the payload. A string
+--                           rather than a hash: a hash with a value over 64 bytes loses its compact
+--                           encoding and costs ~300 bytes more per entry.
 --   P:{P:s}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}; it outlives
 --                           an entry that Redis expired, so its index memberships can still be undone
 --   P:{P:s}:L:k             zset, all scores 0: every full_key (lexical order: prefix walks, counts)
@@ -30,6 +33,9 @@ end
 -- froze its own at the start of the script, so leave a small margin before calling an entry dead
 -- in the indexes: an entry is never unindexed while Redis may still serve it.
 local DEAD_MARGIN_MS = 2
+
+-- The entry header (see above): where the hit count starts (for SETRANGE, 0-based), and its size.
+local HITS_AT, HEADER = 16, 32
 
 local function member_prefix(name)
     return #name .. ':' .. name
@@ -154,14 +160,12 @@ local function write_entry(E, fk, payload, ttl, ns, tags, now)
         end
     end
 
-    redis.call('DEL', E)
     if ttl > 0 then
         local expiry = now + ttl
-        redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now, 'x', expiry)
-        redis.call('PEXPIREAT', E, expiry)
+        redis.call('SET', E, struct.pack('>i8>i8>i8>i8', now, expiry, 0, now) .. payload, 'PXAT', expiry)
         redis.call('ZADD', X, expiry, fk)
     else
-        redis.call('HSET', E, 'v', payload, 'c', now, 'h', 0, 'a', now)
+        redis.call('SET', E, struct.pack('>i8>i8>i8>i8', now, 0, 0, now) .. payload)
         if kept then
             redis.call('ZREM', X, fk)
         end

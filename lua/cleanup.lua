@@ -1,4 +1,4 @@
--- cleanup: unindex up to one batch of expired entries (Redis already dropped their entry hashes).
+-- cleanup: unindex up to one batch of expired entries (Redis already dropped their entry strings).
 -- KEYS[1..7] shard keys M K X C T N S
 -- ARGV[1] batch size
 -- Returns {entries unindexed, more left (1/0)}.

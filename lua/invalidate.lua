@@ -6,7 +6,7 @@
 -- ARGV[6..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
 -- Returns {live entries removed, more left (1/0)}.
 --
--- The entry hashes found in the index are the one kind of key not passed in KEYS: they are only known
+-- The entry strings found in the index are the one kind of key not passed in KEYS: they are only known
 -- once the index is read, and reading first would cost a second round trip per batch. Each is named
 -- from ARGV[1], which carries this shard's hash tag, so every key touched sits in this script's slot.
 bind_shard()

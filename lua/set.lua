@@ -1,6 +1,6 @@
 -- set: replace one entry whole (value, TTL, namespace, tags) and every index with it, in one call;
 -- then unindex a bounded number of expired entries, so the indexes never pile up dead members.
--- KEYS[1..7] shard keys M K X C T N S   KEYS[8] entry hash
+-- KEYS[1..7] shard keys M K X C T N S   KEYS[8] entry string
 -- ARGV[1] full_key   ARGV[2] payload   ARGV[3] ttl ms (0: never expires)   ARGV[4] namespace ('' : none)
 -- ARGV[5] how many expired entries to trim   ARGV[6] invalidation channel ('' : none)   ARGV[7] origin
 -- ARGV[8..] tags

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -46,6 +47,9 @@ __all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
 logger = logging.getLogger("rediscache")
 
 _T = TypeVar("_T")
+# The entry string's header (lua/_lib.lua): created ms, expiry ms (0: none), hit count, last access ms.
+_HEADER = struct.Struct(">qq")
+_HEADER_SIZE = 32
 _GET = script("get")
 _GET_RO = script("get_ro")
 _SET = script("set")
@@ -64,7 +68,7 @@ _GLOB_SPECIAL = frozenset("*?[]\\")
 #: it the eviction-policy check is skipped).
 ACL_COMMANDS = (
     "evalsha", "script|load", "exists", "zrangebylex", "set", "subscribe", "ping",  # sent by the client
-    "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "pexpireat", "time",  # run inside the scripts
+    "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # run inside the scripts
     "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
 )  # fmt: skip
 
@@ -272,7 +276,7 @@ class RedisCacheAdapter(CacheAdapter):
         await self._ready("get")
         reply = await self._transport.run("get", call)
         entry = None if reply is None else await self._entry(key, fk, reply)
-        return None if entry is None else (entry, reply[0])
+        return None if entry is None else (entry, reply[0][_HEADER_SIZE:])
 
     async def get_many_with_payloads(self, keys: Sequence[CacheKey]) -> list[tuple[CacheEntry, bytes] | None]:
         """``get_many``, also returning the stored payloads."""
@@ -293,7 +297,7 @@ class RedisCacheAdapter(CacheAdapter):
             for i, reply in zip(chunk, answers, strict=True):
                 if reply is not None:
                     entry = await self._entry(keys[i], full_keys[i], reply)
-                    found[i] = None if entry is None else (entry, reply[0])
+                    found[i] = None if entry is None else (entry, reply[0][_HEADER_SIZE:])
         return found
 
     def _by_shard(self, items: Iterable[_T], full_key_of: Callable[[_T], bytes]) -> Iterator[tuple[Shard, list[_T]]]:
@@ -323,9 +327,10 @@ class RedisCacheAdapter(CacheAdapter):
         return [None if found is None else found[0] for found in await self.get_many_with_payloads(keys)]
 
     async def _entry(self, key: CacheKey, fk: bytes, reply: list[Any]) -> CacheEntry | None:
-        payload, created, expiry, hits, now, ledger = reply
+        entry_string, hits, now, ledger = reply
+        created, expiry = _HEADER.unpack_from(entry_string)
         try:
-            value = self._codec.decode(payload, key.full_key)
+            value = self._codec.decode(entry_string[_HEADER_SIZE:], key.full_key)
         except UndecodablePayload as exc:
             await self._discard(key, fk, exc)
             return None
@@ -335,7 +340,7 @@ class RedisCacheAdapter(CacheAdapter):
             self._stored_key(key, ledger),
             value,
             _ms(created),
-            None if expiry is None else _ms(expiry),
+            _ms(expiry) if expiry else None,
             hits,
             _ms(now),
         )

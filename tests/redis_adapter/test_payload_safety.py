@@ -24,6 +24,18 @@ def _entry_key(prefix: str, full_key: str) -> bytes:
     return Layout(prefix, 1).shards[0].entry_key(full_key.encode())
 
 
+HEADER = 32  # the entry string's header (lua/_lib.lua), before the payload
+
+
+async def _payload(client: Any, entry_key: bytes) -> bytes:
+    return bytes((await client.get(entry_key))[HEADER:])
+
+
+async def _replace_payload(client: Any, entry_key: bytes, payload: bytes) -> None:
+    header = (await client.get(entry_key))[:HEADER]
+    await client.set(entry_key, header + payload, keepttl=True)
+
+
 async def _keys(client: Any, prefix: str) -> list[bytes]:
     return sorted([key async for key in client.scan_iter(match=f"{prefix}*")])
 
@@ -95,9 +107,9 @@ async def test_a_tampered_pickle_is_never_loaded_reads_as_a_miss_is_removed_and_
     cache = await make_adapter(redis_server.url, serializer="pickle", secret=SECRET)
     await cache.set(CacheKey(key="k", tags=["t"]), {"role": "user"})
     entry_key = _entry_key(key_prefix, "k")
-    payload = bytearray(await redis_client.hget(entry_key, "v"))
+    payload = bytearray(await _payload(redis_client, entry_key))
     payload[-3] ^= 0x01
-    await redis_client.hset(entry_key, "v", bytes(payload))
+    await _replace_payload(redis_client, entry_key, bytes(payload))
 
     with caplog.at_level(logging.WARNING, logger="rediscache"):
         assert await cache.get(CacheKey(key="k")) is None
@@ -115,8 +127,8 @@ async def test_a_payload_signed_for_another_key_is_refused(
     cache = await make_adapter(redis_server.url, serializer="pickle", secret=SECRET)
     await cache.set(CacheKey(key="admin"), {"role": "admin"})
     await cache.set(CacheKey(key="guest"), {"role": "guest"})
-    stolen = await redis_client.hget(_entry_key(key_prefix, "admin"), "v")
-    await redis_client.hset(_entry_key(key_prefix, "guest"), "v", stolen)
+    stolen = await _payload(redis_client, _entry_key(key_prefix, "admin"))
+    await _replace_payload(redis_client, _entry_key(key_prefix, "guest"), stolen)
 
     assert await cache.get(CacheKey(key="guest")) is None
 
@@ -147,7 +159,7 @@ async def test_an_entry_of_an_unknown_format_version_reads_as_a_miss(
     cache: RedisCacheAdapter, redis_client: Any, key_prefix: str
 ) -> None:
     await cache.set(CacheKey(key="k"), 1)
-    await redis_client.hset(_entry_key(key_prefix, "k"), "v", b"\x7fa future format")
+    await _replace_payload(redis_client, _entry_key(key_prefix, "k"), b"\x7fa future format")
 
     assert await cache.get(CacheKey(key="k")) is None
 
@@ -155,8 +167,8 @@ async def test_an_entry_of_an_unknown_format_version_reads_as_a_miss(
 async def test_corrupt_msgpack_reads_as_a_miss(cache: RedisCacheAdapter, redis_client: Any, key_prefix: str) -> None:
     await cache.set(CacheKey(key="k"), [1, 2, 3])
     entry_key = _entry_key(key_prefix, "k")
-    payload = await redis_client.hget(entry_key, "v")
-    await redis_client.hset(entry_key, "v", payload[:-1])
+    payload = await _payload(redis_client, entry_key)
+    await _replace_payload(redis_client, entry_key, payload[:-1])
 
     assert await cache.get(CacheKey(key="k")) is None
     assert (await cache.get_many([CacheKey(key="k")])) == [None]
