@@ -34,8 +34,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
@@ -54,16 +53,32 @@ __all__ = ["HybridCacheAdapter"]
 logger = logging.getLogger("rediscache")
 
 
-@dataclass(frozen=True, slots=True)
 class _L1Copy:
-    """What L1 holds for an entry: the L2 entry's facts as promoted, and its payload or object."""
+    """What L1 holds for an entry: the L2 entry's facts as promoted, its payload (or object), and
+    this instance's reads of it. Mutable on purpose: an L1 hit updates it in place."""
 
-    payload: bytes
-    value: Any  # the decoded object, kept only in shared-object mode
-    created_at: datetime
-    expires_at: datetime | None
-    hits_at_promotion: int
-    stored_at: float  # time.monotonic()
+    __slots__ = (
+        "created_at",
+        "deadline",
+        "expires_at",
+        "hits",
+        "key",
+        "last_accessed",
+        "payload",
+        "stored_at",
+        "value",
+    )
+
+    def __init__(self, entry: CacheEntry, payload: bytes, value: Any, deadline: float) -> None:
+        self.key = entry.key
+        self.payload = payload
+        self.value = value  # the decoded object, kept only in shared-object mode
+        self.created_at = entry.created_at
+        self.expires_at = entry.expires_at
+        self.hits = entry.hit_count
+        self.last_accessed = entry.last_accessed
+        self.stored_at = time.monotonic()
+        self.deadline = deadline  # time.monotonic() after which the copy is not served
 
 
 class _ReadTracker:
@@ -255,31 +270,38 @@ class HybridCacheAdapter(CacheAdapter):
         self._l1.discard_all()
 
     def _promote(self, entry: CacheEntry, payload: bytes) -> None:
-        ttl = self._l1_ttl
+        now = time.monotonic()
+        deadline = float("inf") if self._l1_ttl is None else now + self._l1_ttl.total_seconds()
         if entry.expires_at is not None:
-            remaining = entry.expires_at - utc_now()
-            if remaining <= timedelta(0):
+            remaining = (entry.expires_at - utc_now()).total_seconds()
+            if remaining <= 0:
                 return
-            ttl = remaining if ttl is None else min(ttl, remaining)
-        copy = _L1Copy(
-            payload=payload,
-            value=entry.value if self._shared else None,
-            created_at=entry.created_at,
-            expires_at=entry.expires_at,
-            hits_at_promotion=entry.hit_count,
-            stored_at=time.monotonic(),
-        )
-        self._l1.put(entry.key, copy, ttl, len(payload))
+            deadline = min(deadline, now + remaining)
+        copy = _L1Copy(entry, payload, entry.value if self._shared else None, deadline)
+        # No TTL in the memory adapter: the copy's own deadline, on the monotonic clock, is cheaper
+        # to check on every hit than a datetime.
+        self._l1.put(entry.key, copy, None, len(payload))
+
+    def _l1_copy(self, full_key: str) -> _L1Copy | None:
+        copy: _L1Copy | None = self._l1.peek(full_key)
+        if copy is not None and time.monotonic() > copy.deadline:
+            self._l1.discard(full_key)
+            return None
+        return copy
 
     def _from_l1(self, key: CacheKey, *, touch: bool = True) -> CacheEntry | None:
-        found = self._l1.peek_or_touch(key, touch=touch)
-        if found is None:
+        full_key = key.full_key
+        copy = self._l1_copy(full_key)
+        if copy is None:
+            if touch:
+                self._l1.mark_used(full_key, hit=False)
             return None
-        stored_key, copy, l1_hits, last_accessed = found
-        value = copy.value if self._shared else self._l2.codec.decode(copy.payload, key.full_key)
-        return make_entry(
-            stored_key, value, copy.created_at, copy.expires_at, copy.hits_at_promotion + l1_hits, last_accessed
-        )
+        value = copy.value if self._shared else self._l2.codec.decode(copy.payload, full_key)
+        if touch:
+            self._l1.mark_used(full_key, hit=True)
+            copy.hits += 1
+            copy.last_accessed = utc_now()
+        return make_entry(copy.key, value, copy.created_at, copy.expires_at, copy.hits, copy.last_accessed)
 
     # -- the port -----------------------------------------------------------------------------------
 
@@ -312,20 +334,18 @@ class HybridCacheAdapter(CacheAdapter):
 
         For fail-safe reads while L2 is unreachable; never touches L2.
         """
-        found = self._l1.peek_or_touch(key, touch=False)
-        if found is None:
-            return None
-        _, copy, _, _ = found
-        if time.monotonic() - copy.stored_at > max_age.total_seconds():
+        copy: _L1Copy | None = self._l1.peek(key.full_key)
+        if copy is None or time.monotonic() - copy.stored_at > max_age.total_seconds():
             return None
         try:
-            return self._from_l1(key, touch=False)
+            value = copy.value if self._shared else self._l2.codec.decode(copy.payload, key.full_key)
         except UndecodablePayload:
             return None
+        return make_entry(copy.key, value, copy.created_at, copy.expires_at, copy.hits, copy.last_accessed)
 
     async def exists(self, key: CacheKey) -> bool:
         self._ensure_listener()
-        if self._trusted and self._l1.peek_or_touch(key, touch=False) is not None:
+        if self._trusted and self._l1_copy(key.full_key) is not None:
             return True
         return await self._l2.exists(key)
 

@@ -447,21 +447,25 @@ class MemoryCacheAdapter(CacheAdapter):
         """Store ``value`` as it is, with a size the caller measured (no estimate, no compression)."""
         self._commit(_Prepared(key, value, size, None), ttl)
 
-    def peek_or_touch(self, key: CacheKey, *, touch: bool) -> tuple[CacheKey, Any, int, datetime] | None:
-        """``(stored key, value, hit_count, last_accessed)`` of a live entry, or ``None``.
+    def peek(self, full_key: str) -> Any | None:
+        """The stored value of ``full_key``, or ``None``; changes nothing (no expiry check either:
+        the layer on top stores without a TTL and keeps its own deadlines)."""
+        slot = self._entries.get(full_key)
+        return None if slot is None else slot.entry.value
 
-        With ``touch`` this is a read (counted, and a use for eviction); without, it changes nothing.
-        """
-        full_key = key.full_key
-        if touch:
-            entry = self._get(full_key)
+    def mark_used(self, full_key: str, *, hit: bool) -> None:
+        """Count a read of ``full_key`` as a hit or a miss; a hit is a use for eviction (LRU/LFU)."""
+        if not hit:
+            self._misses += 1
+            return
+        slot = self._entries[full_key]
+        self._tick += 1
+        slot.tick = self._tick
+        if self._policy == "lru":
+            self._lru.move_to_end(full_key)
         else:
-            slot = self._entries.get(full_key)
-            expires_at = None if slot is None else slot.expires_at
-            if slot is None or (expires_at is not None and utc_now() > expires_at):
-                return None
-            entry = slot.entry
-        return None if entry is None else (entry.key, entry.value, entry.hit_count, entry.last_accessed)
+            self._lfu_bump(slot)
+        self._hits += 1
 
     def discard(self, full_key: str) -> None:
         """Forget one entry if present (not counted as a deletion)."""
