@@ -1,0 +1,293 @@
+"""Writing a run's results: ``latest.json`` (everything), ``latest.md`` (the tables) and ``latest.png`` (a chart)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_markdown", "write_chart", "write_json", "write_markdown"]
+
+LIBRARIES = ("raw redis-py", "rediscache", "cashews", "aiocache", "rediscache hybrid")
+Y_MAX = 1.5  # the chart's scale; taller bars (L1 hits) are cut and labelled with their value
+COLORS = {
+    "raw redis-py": "#9e9e9e",
+    "rediscache": "#d62728",
+    "cashews": "#1f77b4",
+    "aiocache": "#2ca02c",
+    "rediscache hybrid": "#ff7f0e",
+}
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 10_000:
+        return f"{value / 1000:.0f}k"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.0f}"
+
+
+def _cell(subject: dict[str, Any]) -> str:
+    if subject["error"]:
+        return "error"
+    if subject["median"] is None:
+        return "-"
+    ratio = "-" if subject["ratio"] is None else f"{subject['ratio']:.2f}"
+    note = f"{subject['note']}, " if subject["note"] else ""
+    return f"{ratio} ({note}{_rate(subject['median'])}/s)"
+
+
+def _rows(groups: list[dict[str, Any]]) -> list[tuple[str, int, dict[str, list[dict[str, Any]]]]]:
+    """(row label, concurrency, {library: subjects}) in workload order, then concurrency."""
+    order: list[str] = []
+    rows: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for group in groups:
+        for subject in group["subjects"]:
+            label = subject["row"] or group["workload"]
+            if label not in order:
+                order.append(label)
+            rows.setdefault((label, group["concurrency"]), {}).setdefault(subject["library"], []).append(subject)
+    keys = sorted(rows, key=lambda key: (order.index(key[0]), key[1]))
+    return [(label, conc, rows[(label, conc)]) for label, conc in keys]
+
+
+def _throughput_table(groups: list[dict[str, Any]]) -> list[str]:
+    present = {subject["library"] for group in groups for subject in group["subjects"]}
+    libraries = [library for library in LIBRARIES if library in present]
+    lines = [
+        "| Workload | Conc. | " + " | ".join(libraries) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in libraries) + " |",
+    ]
+    for label, conc, by_library in _rows(groups):
+        cells = ["; ".join(_cell(s) for s in by_library.get(library, [])) or "" for library in libraries]
+        lines.append(f"| {label} | {conc} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    lines = ["| Target | Measured | Needed | Result |", "| --- | --- | --- | --- |"]
+    for target in targets:
+        if target["passed"] is None:
+            result = "not measured"
+        else:
+            m = target["margin"]
+            margin = "" if m is None else f" ({m * 100:+.1f}%)" if abs(m) < 0.01 else f" ({m * 100:+.0f}%)"
+            result = ("pass" if target["passed"] else "**miss**") + margin
+        note = f" ({target['note']})" if target.get("note") else ""
+        lines.append(f"| {target['text']} | {target['shown'] or '-'}{note} | {target['needed']} | {result} |")
+    return lines
+
+
+def _invalidation_table(invalidations: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Topology | Members | rediscache delete_by_tags | cashews delete_tags | rediscache / cashews "
+        "| rediscache longest command | exact count (rediscache / cashews) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for inv in invalidations:
+        rc = inv["libraries"].get("rediscache", {})
+        cs = inv["libraries"].get("cashews", {})
+
+        def seconds(data: dict[str, Any]) -> str:
+            if not data:
+                return "n/a"
+            if data.get("error"):
+                return "error"
+            value = data.get("median_seconds")
+            return "-" if value is None else f"{value * 1000:.0f} ms"
+
+        ratio = "-" if inv.get("rc_over_cashews") is None else f"{inv['rc_over_cashews']:.2f}"
+        longest = rc.get("longest_command_ms")
+        longest_text = f"{longest:.1f} ms" if longest is not None else "none over 1 ms"
+        if rc.get("median_logged_command_ms") is not None:
+            count, typical = rc["commands_logged_per_run"], rc["median_logged_command_ms"]
+            longest_text += f" ({count:.0f} over 1 ms, median {typical:.1f} ms)"
+        exact = f"{rc.get('all_exact')} / {cs.get('all_exact') if cs else 'n/a'}"
+        cells = [inv["topology"], f"{inv['size']:,}", seconds(rc), seconds(cs), ratio, longest_text, exact]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _memory_table(memory: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Case (1 KiB payload) | plain SET, B/entry | rediscache, B/entry | ratio |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for case in memory:
+        if case.get("error"):
+            lines.append(f"| {case['case']} | error | error | - |")
+            continue
+        lines.append(
+            f"| {case['case']} | {case['plain_bytes_per_entry']:.0f} | {case['rediscache_bytes_per_entry']:.0f} "
+            f"| {case['ratio']:.2f} |"
+        )
+    return lines
+
+
+def _staleness_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "| Topology | changes | p50 | p90 | p99 | max | reader's L1 hits meanwhile |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        out.append(
+            f"| {row['topology']} | {row['changes']} | {row['p50_ms']:.2f} ms | {row['p90_ms']:.2f} ms | "
+            f"{row['p99_ms']:.2f} ms | {row['max_ms']:.2f} ms | {row['reader_l1_hits']:,} |"
+        )
+    return out
+
+
+def _errors(results: dict[str, Any]) -> list[str]:
+    errors = []
+    for group in results.get("groups", []):
+        if group.get("error"):
+            errors.append(f"- `{group['id']}`: {group['error']}")
+        for subject in group["subjects"]:
+            if subject["error"]:
+                errors.append(f"- `{group['id']}` {subject['label']}: {subject['error']}")
+    for inv in results.get("invalidation", []):
+        for library, data in inv["libraries"].items():
+            if data.get("error"):
+                errors.append(f"- delete_by_tags {inv['topology']} {inv['size']} {library}: {data['error']}")
+    for case in results.get("memory", []):
+        if case.get("error"):
+            errors.append(f"- memory {case['case']}: {case['error']}")
+    errors += [f"- {error}" for error in results.get("errors", [])]
+    return errors
+
+
+def _noise(meta: dict[str, Any]) -> str:
+    spread = meta.get("median_spread")
+    if spread is None:
+        return ""
+    load = meta.get("load_average_at_start")
+    load_text = f", load average {load[0]:.2f} at the start" if load else ""
+    return (
+        f" Noise: repetitions of one subject differ by {spread * 100:.0f}% (median of (max - min) / median)"
+        f"{load_text}; the IQR beside each target is that of its per-repetition ratios."
+    )
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    v = meta["versions"]
+    settings = meta["settings"]
+    groups = results.get("groups", [])
+    standalone = [g for g in groups if g["topology"] == "standalone"]
+    cluster = [g for g in groups if g["topology"] == "cluster"]
+    sha = (meta["git_sha"] or "unknown")[:10] + (" (uncommitted changes)" if meta.get("git_dirty") else "")
+    out = [
+        "# rediscache benchmark",
+        "",
+        f"`make bench{'-quick' if settings['mode'] == 'quick' else ''}` of {meta['started']}, "
+        f"{settings['mode']} mode, {meta['seconds']:.0f} s: {settings['repetitions']} interleaved repetitions "
+        f"of {settings['units']:,} operations ({settings['batch_units']:,} keys for batches) per subject, "
+        "after a warm-up. "
+        f"rediscache {v.get('rediscache')} at {sha}; Python {meta['python']}, Redis {meta['redis_version']}, "
+        f"redis-py {v.get('redis')} + hiredis {v.get('hiredis')}, msgpack {v.get('msgpack')}, "
+        f"cashews {v.get('cashews')}, aiocache {v.get('aiocache')}; {meta['cpus']} CPUs.{_noise(meta)}",
+        "",
+        "Each cell: the ratio to raw redis-py on the same server in the same run (the median of the "
+        "per-repetition ratios), then the median throughput on this machine (absolute numbers are noise "
+        "elsewhere). Raw redis-py is `GET` + `msgpack.unpackb` for reads, `msgpack.packb` + `SET PX` for every "
+        "write (tagged rows included: the floor no cache can beat). Batch rows are in keys/s, against raw "
+        "redis-py's batch (`MGET`, a pipeline of `SET`). Payload: a small dict, 102 bytes in msgpack; "
+        "writes have a TTL of 1 h. How each row is made: `bench/README.md`.",
+        "",
+        "## Targets",
+        "",
+        *_targets_table(results.get("targets", [])),
+        "",
+        "## Throughput, standalone Redis",
+        "",
+        *_throughput_table(standalone),
+        "",
+        "## delete_by_tags",
+        "",
+        "One invalidation of a tag with N members (populated with each library's batch API, not timed); "
+        "median over the repetitions. Longest command: SLOWLOG, threshold 1 ms.",
+        "",
+        *_invalidation_table(results.get("invalidation", [])),
+        "",
+        "## Redis memory per entry",
+        "",
+        f"`used_memory` growth for {settings['memory_entries']:,} entries on a fresh server, against plain SET "
+        "of the same payload bytes under similar keys.",
+        "",
+        *_memory_table(results.get("memory", [])),
+    ]
+    if results.get("staleness"):
+        out += [
+            "",
+            "## L1 staleness across processes (hybrid)",
+            "",
+            "Another OS process reads one key in a loop through a `HybridCacheAdapter` (from its L1 between "
+            "changes); this one changes the key through a plain `RedisCacheAdapter`. Each figure is the time "
+            "from just before the write was sent to the reader's first read of the new value. Target: p99 "
+            "within 50 ms.",
+            "",
+            *_staleness_table(results["staleness"]),
+        ]
+    if cluster:
+        out += ["", "## Redis Cluster, 3 masters", "", *_throughput_table(cluster)]
+    errors = _errors(results)
+    if errors:
+        out += ["", "## Errors", "", *errors]
+    if results.get("profile"):
+        out += ["", "Profile of rediscache's get hit and tagged set: `bench/results/profile.md`."]
+    return "\n".join(out) + "\n"
+
+
+def write_markdown(results: dict[str, Any], path: Path) -> None:
+    path.write_text(render_markdown(results))
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """Bars of the ratio to raw redis-py, per workload row and library; one panel per concurrency."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [g for g in results.get("groups", []) if g["topology"] == "standalone"]
+    rows = _rows(groups)
+    if not rows:
+        return
+    concurrencies = sorted({conc for _, conc, _ in rows})
+    present = {s["library"] for g in groups for s in g["subjects"]}
+    libraries = [library for library in LIBRARIES if library in present]
+    fig, axes = plt.subplots(len(concurrencies), 1, figsize=(14, 4.2 * len(concurrencies)), squeeze=False)
+    width = 0.8 / max(len(libraries), 1)
+    for ax, conc in zip(axes[:, 0], concurrencies, strict=True):
+        labels = [label for label, c, _ in rows if c == conc]
+        data = {label: by_library for label, c, by_library in rows if c == conc}
+        for k, library in enumerate(libraries):
+            xs, heights = [], []
+            for x, label in enumerate(labels):
+                subjects = data[label].get(library, [])
+                ratio = subjects[0]["ratio"] if subjects else None
+                if ratio is not None:
+                    xs.append(x + (k - (len(libraries) - 1) / 2) * width)
+                    heights.append(ratio)
+            shown = [min(h, Y_MAX) for h in heights]
+            bars = ax.bar(xs, shown, width, label=library, color=COLORS.get(library))
+            texts = [f"{h:.2f}" if h <= Y_MAX else f"{h:.1f} ↑" for h in heights]
+            ax.bar_label(bars, labels=texts, fontsize=7, padding=2, rotation=90)
+        ax.set_ylim(0, Y_MAX * 1.15)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(labels)), labels, rotation=0, fontsize=8)
+        ax.set_ylabel("x raw redis-py (same run)")
+        ax.set_title(f"{conc} concurrent coroutine{'s' if conc > 1 else ''}, standalone Redis")
+        ax.legend(fontsize=8, ncols=len(libraries), loc="upper left")
+        ax.grid(axis="y", alpha=0.3)
+    meta = results["meta"]
+    fig.suptitle(f"Throughput ratio to raw redis-py: {meta['settings']['mode']} run of {meta['started']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
