@@ -10,12 +10,15 @@ test, so tests never need FLUSHDB and can share one server (even one that is not
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
 import pytest_asyncio
 import redis.asyncio
+from support.factories import MakeAdapter
 from support.proxy import CountingProxy
 from support.redis_servers import (
     RedisCluster,
@@ -23,9 +26,13 @@ from support.redis_servers import (
     RedisUnavailableError,
     delete_cluster_test_keys,
     delete_test_keys,
+    how_to_get_redis,
+    local_server,
     provide_redis_cluster,
     provide_redis_server,
 )
+
+from rediscache import RedisCacheAdapter
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +53,32 @@ def redis_cluster() -> Iterator[RedisCluster]:
     except RedisUnavailableError as exc:
         # A failure (not a skip): a test that needs Redis must not pass silently without it.
         raise pytest.fail.Exception(str(exc), pytrace=False) from None
+
+
+@pytest.fixture
+def private_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, for tests that stop, freeze, restart or reconfigure it."""
+    if shutil.which("redis-server") is None:
+        pytest.fail(how_to_get_redis("a local redis-server binary (to stop and restart a server)"), pytrace=False)
+    with local_server() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def make_adapter(key_prefix: str) -> AsyncIterator[MakeAdapter]:
+    """``await make_adapter(url, **options)``: RedisCacheAdapters (default: this test's prefix), all
+    closed after the test."""
+    made: list[RedisCacheAdapter] = []
+
+    async def make(url: str, **options: Any) -> RedisCacheAdapter:
+        options.setdefault("key_prefix", key_prefix)
+        adapter = RedisCacheAdapter(url, **options)
+        made.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in made:
+        await adapter.close()
 
 
 @pytest.fixture

@@ -6,47 +6,26 @@ fixtures delete the keys carrying it after the test.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from support.redis_servers import RedisCluster, RedisServer, how_to_get_redis, local_server
+from support.factories import MakeAdapter
+from support.redis_servers import RedisCluster, RedisServer
 
 from rediscache import CacheAdapter, MemoryCacheAdapter, RedisCacheAdapter
 
-MakeRedisAdapter = Callable[..., Awaitable[RedisCacheAdapter]]
-
 
 @pytest_asyncio.fixture
-async def make_redis_adapter(key_prefix: str) -> AsyncIterator[MakeRedisAdapter]:
-    """``await make_redis_adapter(url, **options)``: adapters on this test's prefix, closed after the test."""
-    made: list[RedisCacheAdapter] = []
-
-    async def make(url: str, **options: Any) -> RedisCacheAdapter:
-        options.setdefault("key_prefix", key_prefix)
-        adapter = RedisCacheAdapter(url, **options)
-        made.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in made:
-        await adapter.close()
-
-
-@pytest_asyncio.fixture
-async def redis_adapter(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: Any
-) -> RedisCacheAdapter:
-    return await make_redis_adapter(redis_server.url)
+async def redis_adapter(make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: Any) -> RedisCacheAdapter:
+    return await make_adapter(redis_server.url)
 
 
 @pytest_asyncio.fixture
 async def cluster_adapter(
-    make_redis_adapter: MakeRedisAdapter, redis_cluster: RedisCluster, cluster_client: Any
+    make_adapter: MakeAdapter, redis_cluster: RedisCluster, cluster_client: Any
 ) -> RedisCacheAdapter:
-    return await make_redis_adapter(redis_cluster.url, cluster=True)
+    return await make_adapter(redis_cluster.url, cluster=True)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -61,15 +40,6 @@ def adapter(backend: str, request: pytest.FixtureRequest) -> CacheAdapter:
         return MemoryCacheAdapter()  # nothing to close: no cleanup task is started
     adapter: CacheAdapter = request.getfixturevalue("redis_adapter")
     return adapter
-
-
-@pytest.fixture
-def private_server() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to stop and start again."""
-    if shutil.which("redis-server") is None:
-        pytest.fail(how_to_get_redis("a local redis-server binary (to stop and restart a server)"), pytrace=False)
-    with local_server() as server:
-        yield server
 
 
 class FakeClock:

@@ -20,17 +20,17 @@ from support.redis_servers import RedisServer
 from rediscache import CacheConnectionError, SerializationError
 from rediscache.kit import CacheService, CircuitBreaker
 
-from .conftest import FakeClock, MakeRedisAdapter
+from .conftest import FakeClock, MakeAdapter
 
 MakeService = Callable[..., Awaitable[CacheService]]
 
 
 @pytest.fixture
-def make_service(make_redis_adapter: MakeRedisAdapter, private_server: RedisServer, clock: FakeClock) -> MakeService:
+def make_service(make_adapter: MakeAdapter, private_server: RedisServer, clock: FakeClock) -> MakeService:
     """Services on the private server; their breaker (threshold 3, cool-down 5 s) runs on the fake clock."""
 
     async def make(**options: Any) -> CacheService:
-        adapter = await make_redis_adapter(private_server.url, retries=0, connect_timeout=1.0, socket_timeout=1.0)
+        adapter = await make_adapter(private_server.url, retries=0, connect_timeout=1.0, socket_timeout=1.0)
         options.setdefault("circuit_breaker", CircuitBreaker(3, timedelta(seconds=5), clock=clock))
         return CacheService(adapter, **options)
 
@@ -138,11 +138,11 @@ async def test_a_value_the_codec_cannot_encode_is_raised_not_swallowed(make_serv
 
 
 async def test_a_server_error_fails_open_without_opening_the_circuit(
-    make_redis_adapter: MakeRedisAdapter, private_server: RedisServer
+    make_adapter: MakeAdapter, private_server: RedisServer
 ) -> None:
     admin = redis.asyncio.Redis.from_url(private_server.url)
     await admin.acl_setuser("app", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"], commands=["+@all"])
-    adapter = await make_redis_adapter(f"redis://app:secret@{private_server.address}/0", retries=0)
+    adapter = await make_adapter(f"redis://app:secret@{private_server.address}/0", retries=0)
     service = CacheService(adapter)
     assert await service.set("k", 1) is True  # connects and loads the scripts
     # The server now answers every script call with NOPERM: an error reply, not an outage.

@@ -11,12 +11,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from support.factories import MakeAdapter
 from support.redis_servers import RedisCluster, RedisServer
 
 from rediscache import CacheKey, MemoryCacheAdapter, RedisCacheAdapter
 from rediscache.kit import CacheService
-
-from .conftest import MakeRedisAdapter
 
 
 def lock_name(key: str) -> str:
@@ -40,7 +39,7 @@ class SlowFactory:
         return self.value
 
 
-async def instances(make: MakeRedisAdapter, url: str, count: int) -> list[CacheService]:
+async def instances(make: MakeAdapter, url: str, count: int) -> list[CacheService]:
     return [CacheService(await make(url)) for _ in range(count)]
 
 
@@ -55,9 +54,9 @@ def test_the_memory_backend_has_no_cross_process_lock() -> None:
 
 
 async def test_instances_share_one_factory_call_on_a_cold_key(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    services = await instances(make_redis_adapter, redis_server.url, 3)
+    services = await instances(make_adapter, redis_server.url, 3)
     factory = SlowFactory("v")
 
     results = await asyncio.gather(*(service.get_or_set("k", factory) for service in services for _ in range(10)))
@@ -68,10 +67,10 @@ async def test_instances_share_one_factory_call_on_a_cold_key(
 
 
 async def test_without_the_lock_each_instance_computes(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
     # The control for the test above: the lock, not luck, is what saves the calls.
-    services = [CacheService(await make_redis_adapter(redis_server.url), stampede_lock=False) for _ in range(3)]
+    services = [CacheService(await make_adapter(redis_server.url), stampede_lock=False) for _ in range(3)]
     factory = SlowFactory("v")
 
     await asyncio.gather(*(service.get_or_set("k", factory) for service in services))
@@ -80,11 +79,11 @@ async def test_without_the_lock_each_instance_computes(
 
 
 async def test_a_waiter_gets_the_value_the_holder_stores(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    holder = await make_redis_adapter(redis_server.url)
+    holder = await make_adapter(redis_server.url)
     assert await holder.try_lock(lock_name("k"), "other-instance", timedelta(seconds=30))
-    service = CacheService(await make_redis_adapter(redis_server.url))
+    service = CacheService(await make_adapter(redis_server.url))
     factory = SlowFactory("mine", delay=0)
 
     waiter = asyncio.ensure_future(service.get_or_set("k", factory))
@@ -97,11 +96,11 @@ async def test_a_waiter_gets_the_value_the_holder_stores(
 
 
 async def test_the_lock_of_a_holder_that_died_expires_and_a_waiter_computes(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    dead = await make_redis_adapter(redis_server.url)
+    dead = await make_adapter(redis_server.url)
     assert await dead.try_lock(lock_name("k"), "dead-instance", timedelta(milliseconds=150))
-    service = CacheService(await make_redis_adapter(redis_server.url), lock_wait=timedelta(seconds=10))
+    service = CacheService(await make_adapter(redis_server.url), lock_wait=timedelta(seconds=10))
     factory = SlowFactory("v", delay=0)
 
     assert await service.get_or_set("k", factory) == "v"
@@ -112,11 +111,11 @@ async def test_the_lock_of_a_holder_that_died_expires_and_a_waiter_computes(
 
 
 async def test_a_waiter_computes_itself_when_the_wait_times_out(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    stuck = await make_redis_adapter(redis_server.url)
+    stuck = await make_adapter(redis_server.url)
     assert await stuck.try_lock(lock_name("k"), "stuck-instance", timedelta(seconds=60))
-    service = CacheService(await make_redis_adapter(redis_server.url), lock_wait=timedelta(milliseconds=100))
+    service = CacheService(await make_adapter(redis_server.url), lock_wait=timedelta(milliseconds=100))
     factory = SlowFactory("v", delay=0)
 
     assert await service.get_or_set("k", factory) == "v"
@@ -147,9 +146,9 @@ async def test_a_value_stored_between_the_miss_and_the_lock_is_not_computed_agai
 
 
 async def test_the_lock_is_released_once_the_value_is_stored(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    adapter = await make_redis_adapter(redis_server.url)
+    adapter = await make_adapter(redis_server.url)
 
     await CacheService(adapter).get_or_set("k", lambda: "v")
 
@@ -157,9 +156,9 @@ async def test_the_lock_is_released_once_the_value_is_stored(
 
 
 async def test_a_failing_holder_releases_the_lock_and_a_waiting_instance_computes(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    first, second = await instances(make_redis_adapter, redis_server.url, 2)
+    first, second = await instances(make_adapter, redis_server.url, 2)
     failing = SlowFactory(None, delay=0.1, error=LookupError("source down"))
     working = SlowFactory("v", delay=0)
 
@@ -175,9 +174,9 @@ async def test_a_failing_holder_releases_the_lock_and_a_waiting_instance_compute
 
 
 async def test_a_cancelled_computation_releases_its_lock(
-    make_redis_adapter: MakeRedisAdapter, redis_server: RedisServer, redis_client: object
+    make_adapter: MakeAdapter, redis_server: RedisServer, redis_client: object
 ) -> None:
-    adapter = await make_redis_adapter(redis_server.url)
+    adapter = await make_adapter(redis_server.url)
     started = asyncio.Event()
 
     async def forever() -> str:
@@ -199,9 +198,9 @@ async def test_a_cancelled_computation_releases_its_lock(
 
 @pytest.mark.cluster
 async def test_instances_on_a_cluster_share_one_factory_call(
-    make_redis_adapter: MakeRedisAdapter, redis_cluster: RedisCluster, cluster_client: object
+    make_adapter: MakeAdapter, redis_cluster: RedisCluster, cluster_client: object
 ) -> None:
-    services = [CacheService(await make_redis_adapter(redis_cluster.url, cluster=True)) for _ in range(3)]
+    services = [CacheService(await make_adapter(redis_cluster.url, cluster=True)) for _ in range(3)]
     factory = SlowFactory("v")
 
     results = await asyncio.gather(
