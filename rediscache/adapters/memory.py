@@ -89,7 +89,7 @@ def _estimate_size(value: object) -> int:
         if type(obj) in _ATOMIC_TYPES:
             continue
         if isinstance(obj, dict):
-            stack.extend(obj.keys())
+            stack.extend(obj)  # the keys
             stack.extend(obj.values())
         elif isinstance(obj, (list, tuple, set, frozenset, deque)):
             stack.extend(obj)
