@@ -44,9 +44,9 @@ from redis.asyncio import Redis
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
-from rediscache._transport import deadline
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
+from rediscache.redis.pool import deadline
 
 __all__ = ["HybridCacheAdapter"]
 

@@ -13,7 +13,7 @@ from support.proxy import CountingProxy
 from support.redis_servers import RedisCluster
 
 from rediscache import CacheKey, RedisCacheAdapter
-from rediscache._layout import Layout
+from rediscache.redis.layout import Layout
 
 pytestmark = pytest.mark.cluster
 
