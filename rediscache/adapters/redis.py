@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
@@ -493,14 +493,18 @@ class RedisCacheAdapter(CacheAdapter):
         shard = self._layout.shard_of(fk)
         call: ScriptCall = (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
         # Never sent twice: a second run would answer False for the entry the first one removed.
-        return bool(
-            await self._durably("delete", self._transport.run("delete", shard.slot, call, again=None, durable=True))
-        )
+        try:
+            return bool(await self._transport.run("delete", shard.slot, call, again=None, durable=True))
+        except CacheReplicationError as error:
+            return bool(self._unreplicated("delete", [str(error)], bool(error.result)))
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
         await self._ready("delete_many")
-        return await self._durably("delete_many", self._delete_full_keys("delete_many", full_keys))
+        try:
+            return await self._delete_full_keys("delete_many", full_keys)
+        except CacheReplicationError as error:
+            return int(self._unreplicated("delete_many", [str(error)], error.result))
 
     async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
         calls: list[tuple[int, ScriptCall]] = [
@@ -517,14 +521,6 @@ class RedisCacheAdapter(CacheAdapter):
         return sum(int(live) for live in answers)
 
     # -- replication ---------------------------------------------------------------------------------
-
-    async def _durably(self, op: str, call: Awaitable[_T]) -> _T:
-        """The result of an invalidation, telling the caller when replicas did not acknowledge it."""
-        try:
-            return await call
-        except CacheReplicationError as error:
-            result: _T = self._unreplicated(op, [str(error)], error.result)
-            return result
 
     def _unreplicated(self, op: str, shortfalls: list[str], result: Any) -> Any:
         message = (
