@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
+from typing import NoReturn
 
 from redis import exceptions as rex
 
 from rediscache._exceptions import CacheConnectionError, CacheError
 
-__all__ = ["Redirect", "classify", "map_exceptions"]
+__all__ = ["Redirect", "classify", "map_exceptions", "redirect_target", "reraise", "translate"]
 
 _CONNECTION_ERRORS = (
     rex.ConnectionError,
@@ -32,28 +33,40 @@ _CONNECTION_ERRORS = (
 )
 
 
-@contextmanager
-def map_exceptions(operation: str, server: str) -> Iterator[None]:
-    """The guard around every call of a transport: nothing but ``CacheError`` leaves it.
-
-    Connection, timeout and cluster-state errors become ``CacheConnectionError``; any other error,
-    including those of redis-py's internals (an ``AttributeError`` on a connection another task
-    closed), becomes ``CacheError``. The message names the operation and the server, since
-    redis-py's alone ("Timeout reading from socket") names neither.
-    """
-    try:
-        yield
-    except CacheError:
-        raise
-    except _CONNECTION_ERRORS as exc:
-        raise CacheConnectionError(f"{operation} failed on {server}: {_describe(exc)}") from exc
-    except rex.RedisError as exc:
+def translate(operation: str, server: str, exc: Exception) -> CacheError:
+    """The ``CacheError`` to raise for ``exc``: connection, timeout and cluster-state errors become
+    ``CacheConnectionError``; any other error, including those of redis-py's internals (an
+    ``AttributeError`` on a connection another task closed), becomes ``CacheError``. The message
+    names the operation and the server, since redis-py's alone ("Timeout reading from socket")
+    names neither."""
+    if isinstance(exc, CacheError):
+        return exc
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return CacheConnectionError(f"{operation} failed on {server}: {_describe(exc)}")
+    if isinstance(exc, rex.RedisError):
         text = str(exc)
         if "CLUSTERDOWN" in text or "TRYAGAIN" in text:
-            raise CacheConnectionError(f"{operation} failed on {server}: {text}") from exc
-        raise CacheError(f"{operation} failed on {server}: {_describe(exc)}") from exc
+            return CacheConnectionError(f"{operation} failed on {server}: {text}")
+        return CacheError(f"{operation} failed on {server}: {_describe(exc)}")
+    return CacheError(f"{operation} failed on {server}: unexpected {_describe(exc)}")
+
+
+def reraise(operation: str, server: str, exc: Exception) -> NoReturn:
+    """Raise :func:`translate`'s error for ``exc`` (``exc`` itself if it is a ``CacheError``)."""
+    mapped = translate(operation, server, exc)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+@contextmanager
+def map_exceptions(operation: str, server: str) -> Iterator[None]:
+    """The guard around every call of a transport: nothing but ``CacheError`` leaves it (the hot
+    paths call :func:`reraise` from an ``except`` of their own, without a context manager's cost)."""
+    try:
+        yield
     except Exception as exc:
-        raise CacheError(f"{operation} failed on {server}: unexpected {_describe(exc)}") from exc
+        reraise(operation, server, exc)
 
 
 def _describe(exc: BaseException) -> str:

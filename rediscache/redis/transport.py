@@ -35,7 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from rediscache._exceptions import CacheConnectionError, CacheReplicationError
-from rediscache.redis.errors import Redirect, classify, map_exceptions, redirect_target
+from rediscache.redis.errors import Redirect, classify, map_exceptions, redirect_target, reraise
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.pool import Pool
 from rediscache.redis.scripts import Script
@@ -238,13 +238,17 @@ class Transport(ABC):
         if isinstance(again, tuple) and again and isinstance(again[0], Script):
             scripts += (again[0],)
             again = evalsha(again)
-        with map_exceptions(op, self.server):
+        try:
             return await self._call(slot, evalsha(call), again, scripts, durable)
+        except Exception as exc:
+            reraise(op, self.server, exc)
 
     async def command(self, op: str, slot: int, *args: Any, again: Again = True) -> Any:
         """A plain command on the node of ``slot``."""
-        with map_exceptions(op, self.server):
+        try:
             return await self._call(slot, args, again, (), False)
+        except Exception as exc:
+            reraise(op, self.server, exc)
 
     async def run_each(self, op: str, calls: Sequence[tuple[int, ScriptCall]], *, again: bool = True) -> list[Any]:
         """Run scripts that must each be a call of their own, all at once."""
