@@ -4,26 +4,40 @@
 -- in one table, in docs/redis-layout.md ("Stored formats", "The keys of a shard"); the Python side
 -- decodes them in rediscache/redis/layout.py only. In short (P = key prefix, {T} = the shard's hash
 -- tag, L = layout version):
---   P:{T}:L:e:<full_key>  entry string: 32-byte header (created ms, expiry ms or 0, hit count, last
---                         access ms: big-endian 8-byte integers), then the payload
+--   P:{T}:L:e:<full_key>  entry string: 38-byte header (created us, expiry us or 0, generation: i8;
+--                         hit count: u4; last access ms: i8; meta length: u2, all big-endian), the
+--                         meta (cmsgpack {namespace|false, {tags}}, absent without either), the payload
 --   P:{T}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}
 --   P:{T}:L:k / x / c     zsets: every full_key (scores 0) / expiry ms / created ms
 --   P:{T}:L:t / n         zsets, scores 0: <len(tag)>:<tag><full_key> / <len(ns)>:<ns><full_key>
---   P:{T}:L:s             stats hash: hits, misses, bytes
+--   P:{T}:L:s             stats hash: hits, misses, bytes, cursor (reconciliation)
+--   P:{T}:L:g             the shard's generation: entries of another generation read as misses
 -- The length prefix makes a tag's range exact: tag "a" never matches members of tag "ab" or "a:b".
+-- Every index key holds a SENTINEL member (field), so it exists as long as Redis did not evict it:
+-- a script that finds one missing knows the bookkeeping was evicted and starts a new generation.
 --
--- Scripts that maintain the indexes receive the seven shard keys first, in this order:
--- M K X C T N S, and call bind_shard() before using the helpers below.
+-- Scripts that maintain the indexes receive the eight shard keys first, in this order:
+-- M K X C T N S G, and call bind_shard() and open_shard() before using the helpers below.
 
-local M, K, X, C, T, N, S
+local M, K, X, C, T, N, S, G
+-- The shard's current generation, set by open_shard().
+local GEN
 
 local function bind_shard()
-    M, K, X, C, T, N, S = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+    M, K, X, C, T, N, S, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+end
+
+-- No full_key, tag or namespace member can be this: UTF-8 never contains the byte 0xff.
+local SENTINEL = '\255\255'
+
+-- Server time in microseconds (exact in a Lua number until the year 2255).
+local function now_us()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 local function now_ms()
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    return math.floor(now_us() / 1000)
 end
 
 -- Redis treats a key as expired once now > its expiry. Our clock is read with TIME while Redis
@@ -31,8 +45,40 @@ end
 -- in the indexes: an entry is never unindexed while Redis may still serve it.
 local DEAD_MARGIN_MS = 2
 
--- The entry header (see above): where the hit count starts (for SETRANGE, 0-based), and its size.
-local HITS_AT, HEADER = 16, 32
+-- The entry header (see above): its size, and where (0-based) the generation and the hit count start.
+local HEADER, GEN_AT, HITS_AT = 38, 16, 24
+
+local function pack_header(created, expiry, hits, last, meta_len)
+    return struct.pack('>i8>i8>i8>I4>i8>I2', created, expiry, GEN, hits, last, meta_len)
+end
+
+-- Whether every key of the shard's bookkeeping is there; if not (Redis evicted one, or the shard
+-- is new), drop what is left of it and start a new generation: every older entry then reads as a
+-- miss, so none can outlive an invalidation whose index was lost. Sets GEN; true if it is new.
+local function open_shard(now)
+    if redis.call('EXISTS', M, K, X, C, T, N, S, G) == 8 then
+        GEN = tonumber(redis.call('GET', G))
+        return false
+    end
+    GEN = math.max(now, tonumber(redis.call('GET', G) or '0') + 1)
+    redis.call('DEL', M, K, X, C, T, N)
+    redis.call('SET', G, string.format('%d', GEN))
+    redis.call('HSET', M, SENTINEL, '')
+    redis.call('ZADD', K, 0, SENTINEL)
+    redis.call('ZADD', X, '+inf', SENTINEL)
+    redis.call('ZADD', C, '+inf', SENTINEL)
+    redis.call('ZADD', T, 0, SENTINEL)
+    redis.call('ZADD', N, 0, SENTINEL)
+    redis.call('HSET', S, 'bytes', 0)
+    redis.call('HDEL', S, 'cursor')
+    return true
+end
+
+-- Whether the entry string E is an entry of the current generation.
+local function is_current(E)
+    local raw = redis.call('GETRANGE', E, GEN_AT, GEN_AT + 7)
+    return #raw == 8 and struct.unpack('>i8', raw) == GEN
+end
 
 local function member_prefix(name)
     return #name .. ':' .. name
@@ -129,11 +175,12 @@ local function announce(channel, origin, full_keys)
     end
 end
 
--- Write one entry whole (value, TTL, namespace, tags) with every index, at server time `now`.
+-- Write one entry whole (value, TTL, namespace, tags) with every index, at server time `now` (ms);
+-- `created` (us) names this version of the entry: the access accounting of a read applies to it only.
 -- `ns` is false for none. An overwrite with the same namespace and tags (the common refresh) keeps
 -- its memberships: only the size, created time and expiry change. Anything else is unindexed and
 -- indexed anew.
-local function write_entry(E, fk, payload, ttl, ns, tags, now)
+local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
     local row = cmsgpack.pack({#payload, ns, tags})
     local old = redis.call('HGET', M, fk)
     local kept = false
@@ -157,17 +204,24 @@ local function write_entry(E, fk, payload, ttl, ns, tags, now)
         end
     end
 
+    local meta = ''
+    if ns or #tags > 0 then
+        meta = cmsgpack.pack({ns, tags})
+    end
     if ttl > 0 then
-        local expiry = now + ttl
-        redis.call('SET', E, struct.pack('>i8>i8>i8>i8', now, expiry, 0, now) .. payload, 'PXAT', expiry)
+        -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
+        -- rounded up, so the entry never goes early.
+        local expiry_us = created + ttl * 1000
+        local expiry = math.ceil(expiry_us / 1000)
+        redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
         redis.call('ZADD', X, expiry, fk)
     else
-        redis.call('SET', E, struct.pack('>i8>i8>i8>i8', now, 0, 0, now) .. payload)
+        redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)
         if kept then
             redis.call('ZREM', X, fk)
         end
     end
-    redis.call('ZADD', C, now, fk)
+    redis.call('ZADD', C, created, fk)
     if not kept then
         redis.call('ZADD', K, 0, fk)
         if ns then

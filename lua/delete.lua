@@ -1,15 +1,21 @@
 -- delete: remove the given entries and every index trace of them, in one call (one shard).
--- KEYS[1..7] shard keys M K X C T N S   KEYS[8..] entry strings, one per full_key
+-- KEYS[1..8] shard keys M K X C T N S G   KEYS[9..] entry strings, one per full_key
 -- ARGV[1] invalidation channel ('' : none)   ARGV[2] origin
 -- ARGV[3..] full_keys, in the same order as their entry strings
--- Returns how many of them were live.
+-- Returns how many of them were live (present, and of the shard's current generation).
 bind_shard()
+open_shard(now_ms())
 local entries, full_keys = {}, {}
+local live = 0
 for i = 3, #ARGV do
-    entries[#entries + 1] = KEYS[5 + i]
+    local E = KEYS[6 + i]
+    entries[#entries + 1] = E
     full_keys[#full_keys + 1] = ARGV[i]
+    if is_current(E) then
+        live = live + 1
+    end
 end
-local live = call_sliced('DEL', false, entries)
+call_sliced('DEL', false, entries)
 unindex_many(full_keys)
 announce(ARGV[1], ARGV[2], full_keys)
 return live

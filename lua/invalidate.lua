@@ -1,7 +1,7 @@
 -- invalidate: remove up to one batch of the entries listed under some index ranges, atomically.
 -- Used by delete_by_tags (index t), delete_by_namespace (index n), clear and prefix-only patterns (index k).
--- KEYS[1..7] shard keys M K X C T N S
--- ARGV[1] entry key prefix 'P:{P:s}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
+-- KEYS[1..8] shard keys M K X C T N S G
+-- ARGV[1] entry key prefix 'P:{T}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
 -- ARGV[4] invalidation channel ('' : none)   ARGV[5] origin
 -- ARGV[6..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
 -- Returns {live entries removed, more left (1/0)}.
@@ -9,7 +9,10 @@
 -- The entry strings found in the index are the one kind of key not passed in KEYS: they are only known
 -- once the index is read, and reading first would cost a second round trip per batch. Each is named
 -- from ARGV[1], which carries this shard's hash tag, so every key touched sits in this script's slot.
+-- A shard whose bookkeeping Redis evicted starts a new generation here: its older entries all read
+-- as misses from then on, so none survives this invalidation, and the ranges below are empty.
 bind_shard()
+open_shard(now_ms())
 local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local index = ({k = K, t = T, n = N})[which]
 local channel, origin = ARGV[4], ARGV[5]

@@ -1,13 +1,18 @@
 -- stats: one shard's figures, read in one consistent view. Writes nothing (safe on replicas).
--- KEYS[1..7] shard keys M K X C T N S
+-- KEYS[1..8] shard keys M K X C T N S G
 -- ARGV[1] how many dead members to skip at most when looking for the oldest/newest live entry
 -- Returns {entries in index, of which expired, hits, misses, bytes, oldest created ms|false, newest|false}.
+-- A shard whose bookkeeping is incomplete (new, or partly evicted) counts no entry: every entry of
+-- it reads as a miss until a write starts a new generation.
 bind_shard()
 local now = now_ms()
 local horizon = '(' .. (now - DEAD_MARGIN_MS)
-local total = redis.call('ZCARD', K)
-local expired = redis.call('ZCOUNT', X, '-inf', horizon)
 local s = redis.call('HMGET', S, 'hits', 'misses', 'bytes')
+if redis.call('EXISTS', M, K, X, C, T, N, S, G) ~= 8 then
+    return {0, 0, s[1] or '0', s[2] or '0', '0', false, false}
+end
+local total = redis.call('ZCARD', K) - 1  -- the sentinel
+local expired = redis.call('ZCOUNT', X, '-inf', horizon)
 
 -- Walk the created-time order from one end, skipping entries that are dead but not yet trimmed.
 local function first_live(reverse)
@@ -24,9 +29,11 @@ local function first_live(reverse)
             return false
         end
         for i = 1, #page, 2 do
-            local expiry = redis.call('ZSCORE', X, page[i])
-            if not expiry or tonumber(expiry) >= now - DEAD_MARGIN_MS then
-                return page[i + 1]
+            if page[i] ~= SENTINEL then
+                local expiry = redis.call('ZSCORE', X, page[i])
+                if not expiry or tonumber(expiry) >= now - DEAD_MARGIN_MS then
+                    return page[i + 1]
+                end
             end
         end
         offset = offset + 32

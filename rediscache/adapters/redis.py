@@ -15,8 +15,10 @@ per node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -29,15 +31,9 @@ from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplic
 from rediscache._glob import compile_glob, literal_prefix
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
+from rediscache.redis.accounting import Accounting
 from rediscache.redis.cluster import ClusterTransport
-from rediscache.redis.layout import (
-    ENTRY_HEADER_SIZE,
-    Layout,
-    Shard,
-    decode_entry_header,
-    decode_ledger_row,
-    member_prefix,
-)
+from rediscache.redis.layout import ENTRY_HEADER_SIZE, Layout, Shard, StoredEntry, decode_entry, member_prefix
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.scripts import script
 from rediscache.redis.standalone import StandaloneTransport
@@ -49,17 +45,15 @@ __all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
 logger = logging.getLogger("rediscache")
 
 _T = TypeVar("_T")
-_GET = script("get")
-_GET_RO = script("get_ro")
 _SET = script("set")
 _DELETE = script("delete")
 _INVALIDATE = script("invalidate")
 _CLEANUP = script("cleanup")
 _STATS = script("stats")
 _UNLOCK = script("unlock")
-_GET_MANY = script("get_many")
 _SET_MANY = script("set_many")
-_ALL_SCRIPTS = (_GET, _GET_RO, _GET_MANY, _SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _UNLOCK)
+_FLUSH = script("flush")
+_ALL_SCRIPTS = (_SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _FLUSH, _UNLOCK)
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
@@ -67,9 +61,10 @@ _GLOB_SPECIAL = frozenset("*?[]\\")
 #: optional: without them the eviction-policy check is skipped and ``wait_for_replicas="auto"``
 #: sees no replica on a single server; ``CLUSTER SLOTS`` is needed on a cluster).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "exists", "zrangebylex", "set", "subscribe", "ping", "wait",  # sent by the client
-    "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # run inside the scripts
-    "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
+    "evalsha", "script|load", "mget", "zrangebylex", "set", "subscribe", "ping", "wait",  # sent by the client
+    "cluster|slots",
+    "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange",  # in scripts
+    "time", "touch", "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
 )  # fmt: skip
 
 
@@ -77,6 +72,11 @@ def _ms(value: bytes | int) -> datetime:
     # Exact for millisecond values (checked over the years 2020-2096), and 4x faster than adding
     # a timedelta to the epoch.
     return datetime.fromtimestamp(int(value) / 1000, timezone.utc)
+
+
+def _us(value: int) -> datetime:
+    # Exact, where a float division would round some microseconds off.
+    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(microsecond=value % 1_000_000)
 
 
 def _ttl_ms(ttl: timedelta | None) -> int:
@@ -137,8 +137,10 @@ class RedisCacheAdapter(CacheAdapter):
         batch_size: entries removed per script call by invalidations; bounds how long Redis is blocked.
         trim_per_write: expired entries unindexed by each ``set`` (keeps indexes from growing).
         compression_threshold: compress payloads larger than this many bytes (``None``: never).
-        read_only_reads: ``get`` writes nothing (no hit count, last access or stats): for replicas
-            and for servers at ``maxmemory`` under ``noeviction``.
+        read_only_reads: never flush access accounting: hits, misses and hit counts of this
+            instance's reads stay in the process and are not shared (reads write nothing anyway).
+        flush_interval: seconds between flushes of this instance's access accounting (hits, misses,
+            hit counts, last access) to Redis; other instances see them within this long.
         strict_eviction_policy: refuse to run on a server whose ``maxmemory-policy`` is ``allkeys-*``
             (eviction of an index could let a stale entry outlive its invalidation); otherwise a
             WARNING is logged on the ``rediscache`` logger.
@@ -171,6 +173,7 @@ class RedisCacheAdapter(CacheAdapter):
         read_only_reads: bool = False,
         strict_eviction_policy: bool = False,
         publish_invalidations: bool = True,
+        flush_interval: float = 1.0,
         wait_for_replicas: int | Literal["auto"] = "auto",
         replica_timeout: float = 0.1,
         on_unreplicated: Literal["warn", "raise"] = "warn",
@@ -187,6 +190,8 @@ class RedisCacheAdapter(CacheAdapter):
             raise ValueError("batch_size must be >= 1 and trim_per_write >= 0")
         if wait_for_replicas != "auto" and (not isinstance(wait_for_replicas, int) or wait_for_replicas < 0):
             raise ValueError(f'wait_for_replicas must be "auto" or an int >= 0, got {wait_for_replicas!r}')
+        if not flush_interval > 0:
+            raise ValueError("flush_interval must be positive")
         if not replica_timeout > 0:
             raise ValueError("replica_timeout must be positive")
         if on_unreplicated not in ("warn", "raise"):
@@ -239,6 +244,14 @@ class RedisCacheAdapter(CacheAdapter):
         self._batch = batch_size
         self._trim = str(trim_per_write).encode()
         self._read_only = read_only_reads
+        self._accounting = Accounting()
+        self._flush_interval = flush_interval
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        #: Flushes of access accounting that failed and were dropped.
+        self.flush_failures = 0
+        #: Index members of vanished (evicted) entries that ``cleanup_expired`` unindexed.
+        self.reconciled = 0
         self._channel = self._layout.channel if publish_invalidations else b""
         self._raise_unreplicated = on_unreplicated == "raise"
         #: Invalidations of this instance that fewer replicas acknowledged than asked (with "warn").
@@ -247,6 +260,7 @@ class RedisCacheAdapter(CacheAdapter):
         self.origin = os.urandom(8).hex().encode()
         self._strict_eviction = strict_eviction_policy
         self._checked = False
+        self._check_failed: tuple[float, CacheError] | None = None
         self._check_lock = asyncio.Lock()
         self._closed = False
 
@@ -270,13 +284,25 @@ class RedisCacheAdapter(CacheAdapter):
         """Checks made once, on first use (named after the operation that triggered them)."""
         if self._checked:
             return
+        self._start_flushing()
+        asked = time.monotonic()
         async with self._check_lock:
-            if not self._checked:
+            if self._checked:
+                return
+            failed = self._check_failed
+            if failed is not None and failed[0] >= asked:
+                # The checks failed while this call waited for them: fail with them rather than
+                # try again, so a burst on a dead server fails at once, not one caller at a time.
+                raise failed[1]
+            try:
                 await self._check_eviction_policy(op)
                 await self._transport.load_scripts(op, _ALL_SCRIPTS)
                 if isinstance(self._transport, StandaloneTransport):
                     await self._count_replicas()
-                self._checked = True
+            except CacheError as exc:
+                self._check_failed = (time.monotonic(), exc)
+                raise
+            self._checked = True
 
     async def _count_replicas(self) -> None:
         assert isinstance(self._transport, StandaloneTransport)
@@ -311,33 +337,24 @@ class RedisCacheAdapter(CacheAdapter):
                 logger.warning(message)
 
     # -- reads -------------------------------------------------------------------------------------
-
-    def _get_calls(self, key: CacheKey) -> tuple[Shard, ScriptCall, ScriptCall, bytes]:
-        """The get script, and its read-only form: what a retry sends when the first attempt may
-        have run (and counted its hit) already."""
-        fk = key.full_key.encode()
-        shard = self._layout.shard_of(fk)
-        read_only: ScriptCall = (_GET_RO, (shard.entry_key(fk), shard.ledger), (fk,))
-        if self._read_only:
-            return shard, read_only, read_only, fk
-        return shard, (_GET, (shard.entry_key(fk), shard.ledger, shard.stats), (fk,)), read_only, fk
-
-    async def _get_reply(self, op: str, key: CacheKey) -> tuple[Any, bytes]:
-        shard, call, again, fk = self._get_calls(_require_key(key))
-        await self._ready(op)
-        return await self._transport.run(op, shard.slot, call, again=again), fk
+    #
+    # A read is one MGET of the entry string and the shard's generation: a plain read command, which
+    # writes nothing and keeps working on a server at maxmemory under noeviction. An entry of
+    # another generation than the shard's is one whose bookkeeping Redis evicted: it reads as a miss.
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
-        reply, fk = await self._get_reply("get", key)
-        if reply is None:
-            return None
-        return await self._entry(key, fk, reply)
+        found = await self.get_with_payload(key)
+        return None if found is None else found[0]
 
     async def get_with_payload(self, key: CacheKey) -> tuple[CacheEntry, bytes] | None:
         """``get``, also returning the stored payload (for an L1 that keeps the encoded form)."""
-        reply, fk = await self._get_reply("get", key)
-        entry = None if reply is None else await self._entry(key, fk, reply)
-        return None if entry is None else (entry, reply[0][ENTRY_HEADER_SIZE:])
+        fk = _require_key(key).full_key.encode()
+        shard = self._layout.shard_of(fk)
+        await self._ready("get")
+        raw, generation = await self._transport.command(
+            "get", shard.slot, b"MGET", shard.entry_key(fk), shard.generation
+        )
+        return await self._read(key, fk, shard, raw, generation)
 
     async def get_many_with_payloads(self, keys: Sequence[CacheKey]) -> list[tuple[CacheEntry, bytes] | None]:
         """``get_many``, also returning the stored payloads."""
@@ -345,23 +362,70 @@ class RedisCacheAdapter(CacheAdapter):
         if not full_keys:
             return []
         await self._ready("get_many")
-        calls: list[tuple[int, ScriptCall]] = []
-        read_only: list[ScriptCall] = []
-        positions: list[list[int]] = []
+        commands: list[tuple[int, tuple[Any, ...]]] = []
+        positions: list[tuple[Shard, list[int]]] = []
         for shard, chunk in self._by_shard(range(len(full_keys)), lambda i: full_keys[i]):
-            fks = [full_keys[i] for i in chunk]
-            keys_of_call = (shard.ledger, shard.stats, *map(shard.entry_key, fks))
-            calls.append((shard.slot, (_GET_MANY, keys_of_call, (b"0" if self._read_only else b"1", *fks))))
-            read_only.append((_GET_MANY, keys_of_call, (b"0", *fks)))
-            positions.append(chunk)
-        replies = await self._transport.run_many("get_many", calls, again=read_only)
+            commands.append((shard.slot, (b"MGET", *(shard.entry_key(full_keys[i]) for i in chunk), shard.generation)))
+            positions.append((shard, chunk))
+        replies = await self._transport.command_many("get_many", commands)
         found: list[tuple[CacheEntry, bytes] | None] = [None] * len(full_keys)
-        for chunk, answers in zip(positions, replies, strict=True):
-            for i, reply in zip(chunk, answers, strict=True):
-                if reply is not None:
-                    entry = await self._entry(keys[i], full_keys[i], reply)
-                    found[i] = None if entry is None else (entry, reply[0][ENTRY_HEADER_SIZE:])
+        for (shard, chunk), answers in zip(positions, replies, strict=True):
+            generation = answers[-1]
+            for i, raw in zip(chunk, answers, strict=False):
+                found[i] = await self._read(keys[i], full_keys[i], shard, raw, generation)
         return found
+
+    async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
+        return [None if found is None else found[0] for found in await self.get_many_with_payloads(keys)]
+
+    async def exists(self, key: CacheKey) -> bool:
+        fk = _require_key(key).full_key.encode()
+        shard = self._layout.shard_of(fk)
+        await self._ready("exists")
+        raw, generation = await self._transport.command(
+            "exists", shard.slot, b"MGET", shard.entry_key(fk), shard.generation
+        )
+        return self._current(raw, generation) is not None
+
+    @staticmethod
+    def _current(raw: bytes | None, generation: bytes | None) -> StoredEntry | None:
+        """The stored entry, if there is one of the shard's current generation."""
+        if raw is None or generation is None:
+            return None
+        try:
+            stored = decode_entry(raw)
+        except ValueError:
+            return None
+        return stored if stored.header.generation == int(generation) else None
+
+    async def _read(
+        self, key: CacheKey, fk: bytes, shard: Shard, raw: bytes | None, generation: bytes | None
+    ) -> tuple[CacheEntry, bytes] | None:
+        """The entry a read found, counted as the hit or miss it is."""
+        stored = self._current(raw, generation)
+        if stored is None:
+            if raw is not None and generation is not None and len(raw) < ENTRY_HEADER_SIZE:
+                await self._discard(key, fk, ValueError("an entry string shorter than its header"))
+            self._accounting.miss(shard.number)
+            return None
+        try:
+            value = self._codec.decode(stored.payload, key.full_key)
+        except UndecodablePayload as exc:
+            await self._discard(key, fk, exc)
+            self._accounting.miss(shard.number)
+            return None
+        header = stored.header
+        now = time.time_ns() // 1_000_000
+        unflushed = self._accounting.hit(shard.number, fk, header.created_us, now)
+        entry = make_entry(
+            self._stored_key(key, stored.namespace, stored.tags),
+            value,
+            _us(header.created_us),
+            _us(header.expiry_us) if header.expiry_us else None,
+            header.hits + unflushed,
+            _ms(now),
+        )
+        return entry, stored.payload
 
     def _by_shard(self, items: Iterable[_T], full_key_of: Callable[[_T], bytes]) -> Iterator[tuple[Shard, list[_T]]]:
         """Items grouped by shard, in chunks of at most one batch: one script call each."""
@@ -380,41 +444,9 @@ class RedisCacheAdapter(CacheAdapter):
     def transport(self) -> Transport:
         return self._transport
 
-    async def exists(self, key: CacheKey) -> bool:
-        fk = _require_key(key).full_key.encode()
-        await self._ready("exists")
-        shard = self._layout.shard_of(fk)
-        return bool(await self._transport.command("exists", shard.slot, b"EXISTS", shard.entry_key(fk)))
-
-    async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
-        return [None if found is None else found[0] for found in await self.get_many_with_payloads(keys)]
-
-    async def _entry(self, key: CacheKey, fk: bytes, reply: list[Any]) -> CacheEntry | None:
-        entry_string, hits, now, ledger = reply
-        header = decode_entry_header(entry_string)
-        try:
-            value = self._codec.decode(entry_string[ENTRY_HEADER_SIZE:], key.full_key)
-        except UndecodablePayload as exc:
-            await self._discard(key, fk, exc)
-            return None
-        if self._read_only:
-            hits += 1  # the entry as touched by this read, though nothing was written
-        return make_entry(
-            self._stored_key(key, ledger),
-            value,
-            _ms(header.created_ms),
-            _ms(header.expiry_ms) if header.expiry_ms else None,
-            # A read-only retry reads the count before this read: at least this read happened.
-            max(hits, 1),
-            _ms(now),
-        )
-
     @staticmethod
-    def _stored_key(key: CacheKey, ledger: bytes | None) -> CacheKey:
+    def _stored_key(key: CacheKey, namespace: str | None, tags: list[str]) -> CacheKey:
         """The key as it was set (its namespace and tags), which may differ from the one asked with."""
-        if ledger is None:
-            return key
-        _, namespace, tags = decode_ledger_row(ledger)
         if namespace == key.namespace and tags == key.tags:
             return key
         full = key.full_key
@@ -422,7 +454,7 @@ class RedisCacheAdapter(CacheAdapter):
         return CacheKey.model_construct(key=bare, namespace=namespace, tags=tags)
 
     async def _discard(self, key: CacheKey, fk: bytes, reason: Exception) -> None:
-        """An entry we cannot trust or read: remove it, and count the read as the miss it was."""
+        """An entry we cannot trust or read: remove it (the read counts as the miss it was)."""
         logger.warning("rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason)
         shard = self._layout.shard_of(fk)
         await self._transport.run(
@@ -431,9 +463,51 @@ class RedisCacheAdapter(CacheAdapter):
             (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk)),
             again=True,  # deleting what is already gone changes nothing here: the answer is not used
         )
-        if not self._read_only:
-            for field, change in ((b"hits", -1), (b"misses", 1)):
-                await self._transport.command("discard", shard.slot, b"HINCRBY", shard.stats, field, change, again=None)
+
+    # -- access accounting -----------------------------------------------------------------------------
+
+    def _start_flushing(self) -> None:
+        if self._flusher is None and not self._read_only and not self._closed:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_every(), name="rediscache-flush")
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            if self._accounting:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Write this process's access accounting (hits, misses, hit counts, last access) to Redis
+        now: one script call per shard read since the last flush. Runs every ``flush_interval`` on
+        its own, and before ``get_stats()``. A flush that fails is dropped (and counted in
+        ``flush_failures``): reads never fail because their accounting could not be written."""
+        if self._read_only:
+            return
+        async with self._flush_lock:
+            taken = self._accounting.take()
+            if not taken:
+                return
+            calls: list[tuple[int, ScriptCall]] = []
+            for number, pending in taken.items():
+                shard = self._layout.shards[number]
+                entries = list(pending.entries.items())
+                counters: list[Any] = [pending.hits, pending.misses]
+                for start in range(0, max(len(entries), 1), self._batch):
+                    chunk = entries[start : start + self._batch]
+                    args: list[Any] = counters
+                    for _, (created, hits, last) in chunk:
+                        args.extend((created, hits, last))
+                    keys = (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk))
+                    calls.append((shard.slot, (_FLUSH, keys, args)))
+                    counters = [0, 0]
+            try:
+                # Counts add up: never sent twice (a lost flush undercounts, a repeated one would overcount).
+                await self._transport.run_many("flush", calls, again=False)
+            except CacheError as exc:
+                self.flush_failures += 1
+                logger.debug("rediscache: access accounting flush dropped on %s: %s", self.server, exc)
+            finally:
+                self._accounting.done()
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -608,20 +682,29 @@ class RedisCacheAdapter(CacheAdapter):
     # -- maintenance -------------------------------------------------------------------------------
 
     async def cleanup_expired(self) -> int:
+        """Unindex the entries whose TTL passed, and reconcile the key index with the entries: one
+        walk over every shard's index, in batches, unindexing the members whose entry string is gone
+        (evicted under ``maxmemory``). Returns how many expired entries it unindexed; the vanished
+        (evicted) ones are added to ``reconciled``."""
+
         async def one_shard(shard: Shard) -> int:
-            removed = 0
-            call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch,))
+            expired = 0
+            call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch, shard.entry_prefix))
             while True:
-                count, more = await self._transport.run("cleanup_expired", shard.slot, call, again=None)
-                removed += int(count)
-                if not more:
-                    return removed
+                count, more, vanished, walked = await self._transport.run(
+                    "cleanup_expired", shard.slot, call, again=None
+                )
+                expired += int(count)
+                self.reconciled += int(vanished)
+                if not more and walked:
+                    return expired
 
         await self._ready("cleanup_expired")
         return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
 
     async def get_stats(self) -> CacheStats:
         await self._ready("get_stats")
+        await self.flush()  # this instance's own reads show at once
         replies = await self._transport.run_each(
             "get_stats", [(shard.slot, (_STATS, shard.index_keys, (self._batch,))) for shard in self._layout.shards]
         )
@@ -644,10 +727,11 @@ class RedisCacheAdapter(CacheAdapter):
             total_misses=misses,
             hit_rate=hits / reads if reads else 0.0,
             memory_usage_bytes=size,
-            oldest_entry=None if oldest is None else _ms(oldest),
-            newest_entry=None if newest is None else _ms(newest),
+            oldest_entry=None if oldest is None else _us(oldest),
+            newest_entry=None if newest is None else _us(newest),
             shards=self._layout.shard_count,
             unreplicated_invalidations=self.unreplicated_invalidations,
+            flush_failures=self.flush_failures,
         )
 
     # -- locks (for stampede protection across instances) --------------------------------------------
@@ -680,4 +764,10 @@ class RedisCacheAdapter(CacheAdapter):
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._flusher
+            with contextlib.suppress(CacheError):
+                await self.flush()  # what this instance counted since the last flush
             await self._transport.close()

@@ -11,8 +11,11 @@ layout reads old data as absent, never as garbage.
 Stored formats, each encoded or decoded here only (``docs/redis-layout.md`` has the table that
 the Lua scripts' headers point to):
 
-- the entry string: a 32-byte header (created ms, expiry ms or 0, hit count, last access ms, four
-  big-endian signed 8-byte integers), then the codec's payload;
+- the entry string: a 38-byte header (created us, expiry us or 0, generation: signed 8 bytes; hit
+  count: unsigned 4; last access ms: signed 8; meta length: unsigned 2; all big-endian), the meta
+  (msgpack ``[namespace or false, [tags]]``, absent for an entry with neither), then the codec's
+  payload. A read is one ``MGET`` of the entry and the shard's generation: it carries everything a
+  read returns;
 - the ledger row: msgpack ``[payload size, namespace or false, [tags]]``;
 - the invalidation message: msgpack ``[origin, [full_key, ...]]``.
 """
@@ -30,6 +33,8 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 __all__ = [
     "ENTRY_HEADER_SIZE",
+    "StoredEntry",
+    "decode_entry",
     "LAYOUT_VERSION",
     "MAX_SHARDS",
     "EntryHeader",
@@ -44,25 +49,51 @@ __all__ = [
 ]
 
 # 2: shard hash tags carry a suffix that spaces their slots evenly.
-LAYOUT_VERSION = "2"
+# 3: entries carry their generation, namespace and tags; reads are plain MGETs.
+LAYOUT_VERSION = "3"
 #: More shards than this gain nothing (a cluster has at most a few hundred masters) and make the
 #: hash-tag search slow.
 MAX_SHARDS = 1024
 
-_HEADER = struct.Struct(">qqqq")
+_HEADER = struct.Struct(">qqqIqH")
 ENTRY_HEADER_SIZE = _HEADER.size
 
 
 class EntryHeader(NamedTuple):
-    created_ms: int
-    expiry_ms: int  # 0: no expiry
-    hits: int
+    created_us: int  # also names this version of the entry (access accounting applies to it only)
+    expiry_us: int  # 0: no expiry
+    generation: int
+    hits: int  # flushed by the processes that read it
     last_access_ms: int
+    meta_size: int
+
+
+class StoredEntry(NamedTuple):
+    header: EntryHeader
+    namespace: str | None
+    tags: list[str]
+    payload: bytes
 
 
 def decode_entry_header(entry: bytes) -> EntryHeader:
-    """The header of an entry string; its payload is ``entry[ENTRY_HEADER_SIZE:]``."""
+    """The header of an entry string."""
     return EntryHeader._make(_HEADER.unpack_from(entry))
+
+
+def decode_entry(entry: bytes) -> StoredEntry:
+    """An entry string whole: header, namespace, tags and payload. Raises ``ValueError`` for bytes
+    that are not an entry of this layout."""
+    if len(entry) < ENTRY_HEADER_SIZE:
+        raise ValueError(f"an entry string of {len(entry)} bytes is shorter than its header")
+    header = EntryHeader._make(_HEADER.unpack_from(entry))
+    start = ENTRY_HEADER_SIZE + header.meta_size
+    if not header.meta_size:
+        return StoredEntry(header, None, [], entry[ENTRY_HEADER_SIZE:])
+    try:
+        namespace, tags = msgpack.unpackb(entry[ENTRY_HEADER_SIZE:start])
+    except Exception as exc:
+        raise ValueError(f"unreadable entry meta: {exc}") from None
+    return StoredEntry(header, namespace or None, tags, entry[start:])
 
 
 def decode_ledger_row(row: bytes) -> tuple[int, str | None, list[str]]:
@@ -129,14 +160,24 @@ class Shard:
     tags: bytes
     namespaces: bytes
     stats: bytes
-    # The seven index keys in the order every index-maintaining script expects them.
+    generation: bytes
+    # The eight bookkeeping keys in the order every index-maintaining script expects them.
     index_keys: tuple[bytes, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "index_keys",
-            (self.ledger, self.keys, self.expiry, self.created, self.tags, self.namespaces, self.stats),
+            (
+                self.ledger,
+                self.keys,
+                self.expiry,
+                self.created,
+                self.tags,
+                self.namespaces,
+                self.stats,
+                self.generation,
+            ),
         )
 
     def entry_key(self, full_key: bytes) -> bytes:
@@ -179,6 +220,7 @@ class Layout:
             tags=base + b"t",
             namespaces=base + b"n",
             stats=base + b"s",
+            generation=base + b"g",
         )
 
     def shard_of(self, full_key: bytes) -> Shard:

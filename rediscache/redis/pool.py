@@ -33,9 +33,10 @@ class PoolTimeout(TimeoutError):
 
 class Pool(ABC):
     @abstractmethod
-    async def acquire(self, wait: float) -> tuple[Any, float]:
-        """A connected connection, waiting at most ``wait`` seconds for a free one; and the seconds
-        spent opening it (0 for an idle one)."""
+    async def acquire(self, wait: float, connect_timeout: float | None = None) -> tuple[Any, float]:
+        """A connected connection, waiting at most ``wait`` seconds for a free one and opening a new
+        one within ``connect_timeout`` (default: the pool's); and the seconds spent opening it (0 for
+        an idle one)."""
 
     @abstractmethod
     async def release(self, conn: Any) -> None:
@@ -69,7 +70,7 @@ class OwnPool(Pool):
     def idle(self) -> int:
         return len(self._idle)
 
-    async def acquire(self, wait: float) -> tuple[Any, float]:
+    async def acquire(self, wait: float, connect_timeout: float | None = None) -> tuple[Any, float]:
         if self._slots.locked():
             try:
                 async with deadline(wait):
@@ -84,16 +85,17 @@ class OwnPool(Pool):
                 return conn, 0.0
         conn = self._factory.make_connection()  # type: ignore[no-untyped-call]
         started = time.monotonic()
+        limit = self._connect_timeout if connect_timeout is None else min(connect_timeout, self._connect_timeout)
         try:
             # The handshake's reads have no socket timeout of their own: a frozen server accepts
             # TCP connections and then never answers.
-            async with deadline(self._connect_timeout):
+            async with deadline(limit):
                 await conn.connect()
         except BaseException as exc:
             self._slots.release()
             await _disconnect(conn)
             if isinstance(exc, TimeoutError):
-                raise TimeoutError(f"connecting took longer than {self._connect_timeout} s") from None
+                raise TimeoutError(f"connecting took longer than {limit:.3g} s") from None
             raise
         return conn, time.monotonic() - started
 
@@ -122,7 +124,7 @@ class BorrowedPool(Pool):
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
-    async def acquire(self, wait: float) -> tuple[Any, float]:
+    async def acquire(self, wait: float, connect_timeout: float | None = None) -> tuple[Any, float]:
         async with deadline(wait):
             conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         return conn, 0.0

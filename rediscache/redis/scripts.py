@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = ["SCRIPT_NAMES", "Script", "lua_dir", "script"]
 
-SCRIPT_NAMES = ("get", "get_ro", "get_many", "set", "set_many", "delete", "invalidate", "cleanup", "stats", "unlock")
+SCRIPT_NAMES = ("set", "set_many", "delete", "invalidate", "cleanup", "stats", "flush", "unlock")
 
 
 @dataclass(frozen=True)

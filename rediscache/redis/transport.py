@@ -123,19 +123,24 @@ class Node:
         self._socket_timeout = options.socket_timeout
         self._pool_wait = options.pool_wait
 
-    async def exchange(self, commands: Sequence[Command], budget: Budget) -> list[Any]:
+    async def exchange(self, commands: Sequence[Command], budget: Budget, *, retrying: bool = False) -> list[Any]:
         """Send ``commands`` in one write and read their answers; an error answer is returned as
-        the exception, not raised. Raises :class:`AttemptError`."""
+        the exception, not raised. Raises :class:`AttemptError`.
+
+        The first attempt's connect is not charged to the budget (a slow handshake says nothing of
+        the command); a retry's is, and must fit what is left of it, so a frozen server costs a
+        caller ``operation_timeout`` and not one connect more."""
         wait = min(self._pool_wait, budget.remaining())
         if wait <= 0:
             raise AttemptError(TimeoutError("the call's operation_timeout ran out"), sent=False)
         try:
-            conn, connecting = await self.pool.acquire(wait)
+            conn, connecting = await self.pool.acquire(wait, wait if retrying else None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise AttemptError(exc, sent=False) from exc
-        budget.give_back(connecting)
+        if not retrying:
+            budget.give_back(connecting)
         timeout = min(self._socket_timeout * (1 + len(commands) / 1000), max(budget.remaining(), 0.001))
         task = self._watchdog.start(timeout)
         try:
@@ -268,8 +273,25 @@ class Transport(ABC):
         scripts are idempotent, ``False`` when none may be sent twice, or their read-only forms."""
         if not calls:
             return []
-        with map_exceptions(op, self.server):
-            return await self._call_many(calls, again, durable)
+        items = [(slot, evalsha(call), (call[0],)) for slot, call in calls]
+        agains: list[Again]
+        if again is True or again is False:
+            agains = [True if again else None] * len(calls)
+        else:
+            agains = [evalsha(other) for other in again]
+        try:
+            return await self._call_many(items, agains, durable)
+        except Exception as exc:
+            reraise(op, self.server, exc)
+
+    async def command_many(self, op: str, commands: Sequence[tuple[int, Command]]) -> list[Any]:
+        """Many plain, idempotent commands (reads), one round trip per node; answers in order."""
+        if not commands:
+            return []
+        try:
+            return await self._call_many([(slot, command, ()) for slot, command in commands], [True] * len(commands))
+        except Exception as exc:
+            reraise(op, self.server, exc)
 
     async def primaries_command(self, op: str, *args: Any) -> list[Any]:
         """An idempotent command sent to every primary; one answer each."""
@@ -308,7 +330,7 @@ class Transport(ABC):
             if waiting:
                 wire.append((b"WAIT", waiting, self._wait_ms))
             try:
-                answers = await node.exchange(wire, budget)
+                answers = await node.exchange(wire, budget, retrying=failures > 0)
             except AttemptError as failure:
                 self.node_failed(node, failure)
                 if failure.sent:
@@ -356,7 +378,7 @@ class Transport(ABC):
         failures = 0
         while True:
             try:
-                (answer,) = await node.exchange([command], budget)
+                (answer,) = await node.exchange([command], budget, retrying=failures > 0)
             except AttemptError as failure:
                 failures += 1
                 if failures > self.options.retries or budget.remaining() <= 0:
@@ -375,24 +397,17 @@ class Transport(ABC):
                 raise answer
 
     async def _call_many(
-        self, calls: Sequence[tuple[int, ScriptCall]], again: bool | Sequence[ScriptCall], durable: bool
+        self, items: Sequence[tuple[int, Command, tuple[Script, ...]]], agains: Sequence[Again], durable: bool = False
     ) -> list[Any]:
         by_node: dict[Node, list[int]] = defaultdict(list)
-        for i, (slot, _) in enumerate(calls):
+        for i, (slot, _, _) in enumerate(items):
             by_node[await self.node_for(slot)].append(i)
-        results: list[Any] = [None] * len(calls)
+        results: list[Any] = [None] * len(items)
         unreplicated: list[str] = []
-
-        def again_of(i: int) -> Again:
-            if again is True:
-                return True
-            if again is False:
-                return None
-            return evalsha(again[i])
 
         async def one_node(node: Node, indexes: list[int]) -> None:
             budget = Budget(self.options.operation_timeout)
-            wire = [evalsha(calls[i][1]) for i in indexes]
+            wire = [items[i][1] for i in indexes]
             waiting = self._wait_count(node) if durable else 0
             if waiting:
                 wire.append((b"WAIT", waiting, self._wait_ms))
@@ -401,7 +416,7 @@ class Transport(ABC):
                 answers = await node.exchange(wire, budget)
             except AttemptError as failure:
                 self.node_failed(node, failure)
-                if failure.sent and again is False:
+                if failure.sent and any(agains[i] is None for i in indexes):
                     raise failure.cause from None
                 redo = [(i, failure.sent) for i in indexes]
             else:
@@ -415,7 +430,7 @@ class Transport(ABC):
             if redo:
                 # What did not run, or may not have: one call each, with its own redirections and retries.
                 answers = await asyncio.gather(
-                    *(self._redo(calls[i], again_of(i), durable, sent, unreplicated) for i, sent in redo)
+                    *(self._redo(items[i], agains[i], durable, sent, unreplicated) for i, sent in redo)
                 )
                 for (i, _), answer in zip(redo, answers, strict=True):
                     results[i] = answer
@@ -431,11 +446,16 @@ class Transport(ABC):
         return results
 
     async def _redo(
-        self, item: tuple[int, ScriptCall], again: Again, durable: bool, sent: bool, unreplicated: list[str]
+        self,
+        item: tuple[int, Command, tuple[Script, ...]],
+        again: Again,
+        durable: bool,
+        sent: bool,
+        unreplicated: list[str],
     ) -> Any:
-        slot, call = item
+        slot, command, scripts = item
         try:
-            return await self._call(slot, evalsha(call), again, (call[0],), durable, sent=sent)
+            return await self._call(slot, command, again, scripts, durable, sent=sent)
         except CacheReplicationError as error:
             unreplicated.append(str(error))
             return error.result

@@ -73,7 +73,12 @@ def _fresh_prefix(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def _redis_on(
-    request: pytest.FixtureRequest, *, cluster: bool, prefix: str | None = None, hybrid: bool = False
+    request: pytest.FixtureRequest,
+    *,
+    cluster: bool,
+    prefix: str | None = None,
+    hybrid: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> AsyncIterator[CacheAdapter]:
     from support.redis_servers import delete_cluster_test_keys, delete_test_keys
 
@@ -83,11 +88,11 @@ async def _redis_on(
     prefix = prefix or _fresh_prefix(request)
     url = request.getfixturevalue("redis_cluster").url if cluster else request.getfixturevalue("redis_server").url
     if hybrid:
-        cache: CacheAdapter = HybridCacheAdapter(url, key_prefix=prefix, cluster=cluster)
+        cache: CacheAdapter = HybridCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
         await cache.wait_until_coherent()  # type: ignore[attr-defined]
         yield cache
     else:
-        yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster)
+        yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
     # The adapter is closed by now: clean up with a client of our own.
     if cluster:
         client = redis.asyncio.RedisCluster.from_url(url)
@@ -110,35 +115,47 @@ def _redis_pair(cluster: bool, hybrid: bool = False) -> PairFactory:
     @asynccontextmanager
     async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[CacheAdapter, CacheAdapter]]:
         prefix = _fresh_prefix(request)
-        # Each adapter builds its own client: the two share only the server and prefix.
+        # Each adapter builds its own client: the two share only the server and prefix. Each flushes
+        # its access accounting every PAIR_FLUSH_INTERVAL, so the other sees its reads that soon.
+        options = {"flush_interval": PAIR_FLUSH_INTERVAL}
         async with (
-            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid) as first,
-            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid) as second,
+            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as first,
+            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as second,
         ):
             yield first, second
 
     return pair
 
 
+PAIR_FLUSH_INTERVAL = 0.05
+# Another instance's reads show in the shared counters once it flushed them (see PAIR_FLUSH_INTERVAL).
+_FLUSHED = PAIR_FLUSH_INTERVAL * 4
+
 # The registry: one entry per backend. Adding a backend is adding an entry here.
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(factory=_memory),
-    "redis": Backend(factory=_redis(False), serializes=True, pair_factory=_redis_pair(False)),
+    "redis": Backend(
+        factory=_redis(False), serializes=True, pair_factory=_redis_pair(False), propagation_delay=_FLUSHED
+    ),
     "redis-cluster": Backend(
-        factory=_redis(True), serializes=True, pair_factory=_redis_pair(True), marks=(pytest.mark.cluster,)
+        factory=_redis(True),
+        serializes=True,
+        pair_factory=_redis_pair(True),
+        propagation_delay=_FLUSHED,
+        marks=(pytest.mark.cluster,),
     ),
     # The hybrid's L1 of the second instance learns of the first's writes by a pub/sub message.
     "hybrid": Backend(
         factory=_redis(False, hybrid=True),
         serializes=True,
         pair_factory=_redis_pair(False, hybrid=True),
-        propagation_delay=0.05,
+        propagation_delay=_FLUSHED,
     ),
     "hybrid-cluster": Backend(
         factory=_redis(True, hybrid=True),
         serializes=True,
         pair_factory=_redis_pair(True, hybrid=True),
-        propagation_delay=0.05,
+        propagation_delay=_FLUSHED,
         marks=(pytest.mark.cluster,),
     ),
 }

@@ -8,7 +8,7 @@ from support.factories import MakeAdapter
 from support.redis_servers import RedisServer
 
 from rediscache import CacheKey
-from rediscache.redis.layout import Layout
+from rediscache.redis.layout import Layout, decode_entry
 
 
 async def test_a_large_value_is_stored_compressed_and_round_trips(
@@ -20,8 +20,8 @@ async def test_a_large_value_is_stored_compressed_and_round_trips(
     await cache.set(CacheKey(key="small"), {"a": 1})
 
     entry_key = Layout(key_prefix, 1).shards[0].entry_key
-    big = (await redis_client.get(entry_key(b"big")))[32:]  # after the entry header
-    small = (await redis_client.get(entry_key(b"small")))[32:]
+    big = decode_entry(await redis_client.get(entry_key(b"big"))).payload
+    small = decode_entry(await redis_client.get(entry_key(b"small"))).payload
 
     assert len(big) < 1000 and big[:1] == b"\x02"  # zlib'd msgpack
     assert small[:1] == b"\x01"  # under the threshold: plain msgpack

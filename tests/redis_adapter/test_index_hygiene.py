@@ -14,12 +14,13 @@ from rediscache.redis.layout import Layout
 
 
 async def _index_sizes(client: Any, prefix: str) -> dict[str, int]:
+    """Members of each index, the sentinel each holds (so that its eviction can be told) left out."""
     shard = Layout(prefix, 1).shards[0]
     pipe = client.pipeline(transaction=False)
     pipe.hlen(shard.ledger)
     for key in (shard.keys, shard.expiry, shard.created, shard.tags, shard.namespaces):
         pipe.zcard(key)
-    ledger, keys, expiry, created, tags, namespaces = await pipe.execute()
+    ledger, keys, expiry, created, tags, namespaces = [size - 1 for size in await pipe.execute()]
     return {
         "ledger": ledger,
         "keys": keys,
@@ -72,7 +73,7 @@ async def test_stats_bytes_return_to_the_live_payloads_after_trimming(
     assert (await cache.get_stats()).memory_usage_bytes == baseline
 
 
-async def test_clear_leaves_only_the_hit_and_miss_counters(
+async def test_clear_leaves_only_the_empty_bookkeeping_and_the_hit_and_miss_counters(
     cache: RedisCacheAdapter, redis_client: Any, key_prefix: str
 ) -> None:
     await cache.set_many([(CacheKey(key=f"k{i}", namespace="n", tags=["t"]), i) for i in range(700)])
@@ -80,7 +81,12 @@ async def test_clear_leaves_only_the_hit_and_miss_counters(
     await cache.get(CacheKey(key="k1", namespace="n"))
 
     await cache.clear()
+    await cache.flush()
 
+    shard = Layout(key_prefix, 1).shards[0]
     left = sorted([key async for key in redis_client.scan_iter(match=f"{key_prefix}*")])
-    assert left == [Layout(key_prefix, 1).shards[0].stats]
-    assert await redis_client.hget(left[0], "hits") == b"1"
+    assert left == sorted(shard.index_keys)
+    assert await _index_sizes(redis_client, key_prefix) == dict.fromkeys(
+        ("ledger", "keys", "expiry", "created", "tags", "ns"), 0
+    )
+    assert await redis_client.hget(shard.stats, "hits") == b"1"

@@ -13,6 +13,7 @@ from rediscache.redis.layout import (
     LAYOUT_VERSION,
     MAX_SHARDS,
     Layout,
+    decode_entry,
     decode_entry_header,
     decode_invalidation,
     decode_ledger_row,
@@ -58,7 +59,7 @@ def test_every_key_starts_with_the_prefix_and_carries_it_in_the_hash_tag() -> No
 def test_the_tags_of_this_layout_version_never_change() -> None:
     # Another process (or release) on the same layout version must find the same keys: a change
     # here without a LAYOUT_VERSION bump would make every cache read as empty after an upgrade.
-    assert LAYOUT_VERSION == "2"
+    assert LAYOUT_VERSION == "3"
     assert shard_tags(b"app", 16)[:3] == ((b"{app:0:252}", 509), (b"{app:1:51}", 1533), (b"{app:2:166}", 2553))
 
 
@@ -69,13 +70,31 @@ def test_the_number_of_shards_is_bounded() -> None:
         Layout("app", 0)
 
 
-def test_an_entry_header_decodes_to_its_four_fields() -> None:
-    entry = struct.pack(">qqqq", 1_700_000_000_123, 1_700_000_060_000, 7, 1_700_000_001_000) + b"payload"
+def test_an_entry_decodes_to_its_header_namespace_tags_and_payload() -> None:
+    import msgpack  # type: ignore[import-untyped]
 
-    header = decode_entry_header(entry)
+    meta = msgpack.packb(["ns", ["a", "b"]])
+    header = struct.pack(">qqqIqH", 1_700_000_000_123_456, 1_700_000_060_000, 42, 7, 1_700_000_001_000, len(meta))
 
-    assert header == (1_700_000_000_123, 1_700_000_060_000, 7, 1_700_000_001_000)
-    assert entry[ENTRY_HEADER_SIZE:] == b"payload"
+    stored = decode_entry(header + meta + b"payload")
+
+    assert stored.header == (1_700_000_000_123_456, 1_700_000_060_000, 42, 7, 1_700_000_001_000, len(meta))
+    assert (stored.namespace, stored.tags, stored.payload) == ("ns", ["a", "b"], b"payload")
+    assert decode_entry_header(header) == stored.header
+    assert len(header) == ENTRY_HEADER_SIZE
+
+
+def test_an_entry_without_namespace_or_tags_has_no_meta() -> None:
+    stored = decode_entry(struct.pack(">qqqIqH", 1, 0, 1, 0, 1, 0) + b"\x01payload")
+
+    assert (stored.namespace, stored.tags, stored.payload) == (None, [], b"\x01payload")
+
+
+def test_bytes_that_are_no_entry_are_refused() -> None:
+    with pytest.raises(ValueError):
+        decode_entry(b"short")
+    with pytest.raises(ValueError):
+        decode_entry(struct.pack(">qqqIqH", 1, 0, 1, 0, 1, 3) + b"\xc1\xc1\xc1payload")
 
 
 def test_a_ledger_row_decodes_its_namespace_as_none_when_absent() -> None:
