@@ -81,3 +81,30 @@ async def test_a_slow_network_slows_a_burst_larger_than_a_small_cold_pool_withou
     entries = await asyncio.wait_for(asyncio.gather(*(cache.get(CacheKey(key=f"w{i}")) for i in range(50))), HANG_GUARD)
     assert [entry.value if entry else None for entry in entries] == [f"w{i}" for i in range(50)]
     assert fault_proxy.connections_opened <= pool
+
+
+async def test_callers_giving_up_mid_handshake_on_a_slow_network_leave_the_pool_whole(
+    make_adapter: MakeAdapter, fault_proxy: FaultProxy
+) -> None:
+    pool = 5
+    cache = await make_adapter(fault_proxy.url, **TIMEOUTS, max_connections=pool)
+    await cache.set(CacheKey(key="k"), "v")
+    fault_proxy.set_delay(round_trip=ROUND_TRIP)
+
+    # Callers with deadlines of their own, shorter than a handshake (3 round trips): they are
+    # cancelled while connections are being opened for them, or while queued for one.
+    abandoned = await asyncio.gather(
+        *(asyncio.wait_for(cache.get(CacheKey(key="k")), ROUND_TRIP * 1.5) for _ in range(4 * pool)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(result, TimeoutError) for result in abandoned) >= 3 * pool  # they did give up
+
+    # Every slot still works: as many calls as the pool holds are all in flight at once
+    # (half a round trip in, each has sent a request, a command or a handshake, and waits).
+    calls = asyncio.gather(*(cache.get(CacheKey(key="k")) for _ in range(pool)))
+    await asyncio.sleep(ROUND_TRIP / 2)
+    in_flight = fault_proxy.busy_connections
+    entries = await asyncio.wait_for(calls, HANG_GUARD)
+
+    assert in_flight == pool
+    assert [entry.value if entry else None for entry in entries] == ["v"] * pool

@@ -228,6 +228,11 @@ class CountingProxy:
     def url(self) -> str:
         return f"redis://{self.listen_host}:{self.port}"
 
+    @property
+    def busy_connections(self) -> int:
+        """Connections whose client sent something the server has not answered yet (requests in flight)."""
+        return sum(connection.awaiting_reply for connection in self._connections)
+
     def count(self, name: str) -> int:
         """How many times command ``name`` (any case) was sent."""
         return self.commands.count(name.upper())
