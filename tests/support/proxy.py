@@ -30,6 +30,8 @@ Redis Cluster: a proxy in front of one node does not help, because the nodes ann
 addresses (CLUSTER SLOTS, MOVED) and the client then bypasses the proxy. Round-trip and command
 counting is done against the standalone server; cluster tests count per node on the server side
 instead (``INFO commandstats`` / ``CLIENT LIST``). The proxy itself works in front of any host:port.
+
+For latency, a dropped network or late replies, use its subclass ``FaultProxy`` (tests/support/faults.py).
 """
 
 from __future__ import annotations
