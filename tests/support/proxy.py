@@ -30,6 +30,8 @@ Redis Cluster: a proxy in front of one node does not help, because the nodes ann
 addresses (CLUSTER SLOTS, MOVED) and the client then bypasses the proxy. Round-trip and command
 counting is done against the standalone server; cluster tests count per node on the server side
 instead (``INFO commandstats`` / ``CLIENT LIST``). The proxy itself works in front of any host:port.
+
+For latency, a dropped network or late replies, use its subclass ``FaultProxy`` (tests/support/faults.py).
 """
 
 from __future__ import annotations
@@ -39,22 +41,32 @@ import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Literal
 
 READ_SIZE = 65536
+
+# Which way bytes travel through the proxy.
+Direction = Literal["to_server", "to_client"]
+TO_SERVER: Direction = "to_server"
+TO_CLIENT: Direction = "to_client"
 
 
 class RespCommandParser:
     """Incremental parser of the client -> server RESP stream that returns the names of complete commands.
 
     Bulk-string payloads other than the command name are skipped as they arrive, never buffered
-    whole, so large values cost no memory.
+    whole, so large values cost no memory. With ``keep_args=True`` they are kept instead, and
+    ``feed_commands`` returns every complete command with its arguments (for matching on them).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_args: bool = False) -> None:
         self._buffer = bytearray()
         self._items_left = 0  # items of the current command (array) still to read
         self._bulk_left: int | None = None  # bytes of the current bulk string (+ CRLF) still to read
         self._name: str | None = None  # the current command's name, once its first item is read
+        self._keep_args = keep_args
+        self._args: list[bytes] = []  # the current command's arguments (only with keep_args)
+        self._commands: list[tuple[str, list[bytes]]] = []  # completed, not yet returned (only with keep_args)
 
     def feed(self, data: bytes) -> list[str]:
         """Add bytes from the stream; return the commands they complete."""
@@ -63,6 +75,14 @@ class RespCommandParser:
         while self._step(names):
             pass
         return names
+
+    def feed_commands(self, data: bytes) -> list[tuple[str, list[bytes]]]:
+        """Like ``feed`` (needs ``keep_args=True``): each complete command as (NAME, [arguments])."""
+        if not self._keep_args:
+            raise RuntimeError("feed_commands() needs RespCommandParser(keep_args=True)")
+        self.feed(data)
+        commands, self._commands = self._commands, []
+        return commands
 
     def _step(self, names: list[str]) -> bool:
         """Consume one protocol element if it is all buffered; False when more data is needed."""
@@ -79,12 +99,15 @@ class RespCommandParser:
         elif line.startswith(b"*"):
             self._items_left = max(_to_int(line[1:]), 0)  # "*0" / "*-1" carry no command
         elif line.strip():
-            names.append(_name(line.split()[0]))  # inline command, e.g. typed in telnet
+            words = line.split()  # inline command, e.g. typed in telnet
+            names.append(_name(words[0]))
+            if self._keep_args:
+                self._commands.append((_name(words[0]), words[1:]))
         return True
 
     def _consume_bulk(self, names: list[str]) -> bool:
         assert self._bulk_left is not None
-        if self._name is None:  # The command name: wait for all of it.
+        if self._name is None or self._keep_args:  # The command name (or a kept argument): wait for all of it.
             if len(self._buffer) < self._bulk_left:
                 return False
             payload = bytes(self._buffer[: self._bulk_left - 2])
@@ -104,9 +127,14 @@ class RespCommandParser:
     def _item_done(self, payload: bytes, names: list[str]) -> None:
         if self._name is None:
             self._name = _name(payload)
+        elif self._keep_args:
+            self._args.append(payload)
         self._items_left -= 1
         if self._items_left == 0:
             names.append(self._name)
+            if self._keep_args:
+                self._commands.append((self._name, self._args))
+                self._args = []
             self._name = None
 
     def _take_line(self) -> bytes | None:
@@ -202,6 +230,11 @@ class CountingProxy:
     def url(self) -> str:
         return f"redis://{self.listen_host}:{self.port}"
 
+    @property
+    def busy_connections(self) -> int:
+        """Connections whose client sent something the server has not answered yet (requests in flight)."""
+        return sum(connection.awaiting_reply for connection in self._connections)
+
     def count(self, name: str) -> int:
         """How many times command ``name`` (any case) was sent."""
         return self.commands.count(name.upper())
@@ -255,6 +288,7 @@ class CountingProxy:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
             self._connections.discard(connection)
+            self._connection_done(connection)
             await _close(client_writer)
             await _close(server_writer)
 
@@ -268,8 +302,7 @@ class CountingProxy:
                     self.round_trips += 1
                     connection.awaiting_reply = True
                 self.commands += connection.parser.feed(data)
-                writer.write(data)
-                await writer.drain()
+                await self._forward(connection, TO_SERVER, data, writer)
 
     async def _server_to_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, connection: _Connection
@@ -279,8 +312,20 @@ class CountingProxy:
                 self._touch()
                 # Before forwarding: the client may send its next command as soon as it has this.
                 connection.awaiting_reply = False
-                writer.write(data)
-                await writer.drain()
+                await self._forward(connection, TO_CLIENT, data, writer)
+
+    # Hooks for subclasses (tests/support/faults.py): what happens to bytes once counted, and
+    # when a proxied connection is gone.
+
+    async def _forward(
+        self, connection: _Connection, direction: Direction, data: bytes, writer: asyncio.StreamWriter
+    ) -> None:
+        """Pass ``data`` on (here: at once). A ``direction`` pump reads its next bytes only after this returns."""
+        writer.write(data)
+        await writer.drain()
+
+    def _connection_done(self, connection: _Connection) -> None:
+        """Called once per proxied connection, after both pumps stopped and before the sockets close."""
 
     def _touch(self) -> None:
         self._last_activity = asyncio.get_running_loop().time()
