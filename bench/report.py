@@ -211,8 +211,9 @@ def _noise(meta: dict[str, Any]) -> str:
     spread = meta.get("median_spread")
     if spread is None:
         return ""
-    load = meta.get("load_average_at_start")
+    load, end = meta.get("load_average_at_start"), meta.get("load_average_at_end")
     load_text = f", load average {load[0]:.2f} at the start" if load else ""
+    load_text += f" and {end[0]:.2f} at the end" if load and end else ""
     return (
         f" Noise: repetitions of one subject differ by {spread * 100:.0f}% (median of (max - min) / median)"
         f"{load_text}; the IQR beside each target is that of its per-repetition ratios."

@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in the bench environment ``bench/.venv``)::
 
-    python -m bench.run            # the full run (about 5 minutes on 2 cores)
+    python -m bench.run            # the full run (5 to 6 minutes on 2 cores)
     python -m bench.run --quick    # CI-sized (under 2 minutes)
     python -m bench.run --only throughput,memory --out /tmp/bench
 
