@@ -5,8 +5,8 @@ Four views, all at 1 concurrent coroutine on the standalone server:
 1. **Split per operation**, for a ladder of subjects from raw ``GET``/``SET`` to rediscache's call
    (a raw read of the entry's key, redis-py's ``EVALSHA`` of rediscache's script with the very
    arguments rediscache sends, rediscache's transport alone, the whole call): wall time, the
-   client's CPU time (``time.process_time``: the Python process, event loop and socket calls
-   included) and the server's time (``INFO commandstats`` after ``CONFIG RESETSTAT``). What is left
+   client's CPU time (``getrusage(RUSAGE_SELF)`` user + system: the Python process, event loop and
+   socket calls included) and the server's time (``INFO commandstats`` after ``CONFIG RESETSTAT``). What is left
    is the loopback and scheduling wait. Rounds are interleaved; each subject's fastest round is kept.
 2. **The adapter's own code** per call, without I/O: ``_transport.run`` replaced by a stand-in.
 3. **Steps in isolation** (``timeit``): building the key, the script call, command packing (redis-py's

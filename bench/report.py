@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.targets import COMPARED, compared_ratio, cpu_figures
+
 __all__ = ["render_markdown", "write_chart", "write_json", "write_markdown"]
 
 LIBRARIES = ("raw redis-py", "rediscache", "cashews", "aiocache", "rediscache hybrid")
@@ -82,6 +84,49 @@ def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
         note = f" ({target['note']})" if target.get("note") else ""
         lines.append(f"| {target['text']} | {target['shown'] or '-'}{note} | {target['needed']} | {result} |")
     return lines
+
+
+def _cluster_vs_standalone_table(groups: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Workload | Conc. | single server: rediscache / raw Redis | cluster: rediscache / raw RedisCluster "
+        "| cluster / single |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    concurrencies = sorted({g["concurrency"] for g in groups.values() if g["topology"] == "cluster"})
+    for name, workload, row in COMPARED:
+        for conc in concurrencies:
+            standalone = compared_ratio(groups, "standalone", name, row, conc)
+            cluster = compared_ratio(groups, "cluster", name, row, conc)
+            both = cluster / standalone if cluster is not None and standalone else None
+            cells = [_ratio(standalone), _ratio(cluster), _ratio(both)]
+            lines.append(f"| {workload} | {conc} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cpu_table(groups: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Topology | Workload | Conc. | raw redis-py, µs/op | rediscache, µs/op | rediscache / raw |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for topology in ("standalone", "cluster"):
+        concurrencies = sorted({g["concurrency"] for g in groups.values() if g["topology"] == topology})
+        for name, workload, row in COMPARED:
+            for conc in concurrencies:
+                rc_us, raw_us, ratio, spread = cpu_figures(groups, topology, name, row, conc)
+                if ratio is None and rc_us is None:
+                    continue
+                unit = " (per key)" if row else ""
+                cells = [_us(raw_us), _us(rc_us), _ratio(ratio) + spread]
+                lines.append(f"| {topology} | {workload}{unit} | {conc} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _invalidation_table(invalidations: list[dict[str, Any]]) -> list[str]:
@@ -166,8 +211,9 @@ def _noise(meta: dict[str, Any]) -> str:
     spread = meta.get("median_spread")
     if spread is None:
         return ""
-    load = meta.get("load_average_at_start")
+    load, end = meta.get("load_average_at_start"), meta.get("load_average_at_end")
     load_text = f", load average {load[0]:.2f} at the start" if load else ""
+    load_text += f" and {end[0]:.2f} at the end" if load and end else ""
     return (
         f" Noise: repetitions of one subject differ by {spread * 100:.0f}% (median of (max - min) / median)"
         f"{load_text}; the IQR beside each target is that of its per-repetition ratios."
@@ -234,8 +280,35 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
             *_staleness_table(results["staleness"]),
         ]
+    by_id = {g["id"]: g for g in groups}
     if cluster:
-        out += ["", "## Redis Cluster, 3 masters", "", *_throughput_table(cluster)]
+        out += [
+            "",
+            "## Redis Cluster, 3 masters",
+            "",
+            "Raw redis-py here is `redis.asyncio.RedisCluster` (`GET` + `unpackb`, `packb` + `SET PX`, "
+            "`mget_nonatomic`); rediscache is `RedisCacheAdapter(url, cluster=True)`. Three Redis processes and "
+            "the client share the cores.",
+            "",
+            *_throughput_table(cluster),
+            "",
+            "Each operation's ratio on the cluster against its ratio on the single server, in this run "
+            "(target: cluster / single >= 0.95):",
+            "",
+            *_cluster_vs_standalone_table(by_id),
+        ]
+    if any(s.get("cpu_runs") for g in groups for s in g["subjects"]):
+        out += [
+            "",
+            "## Client CPU per operation",
+            "",
+            "This process's CPU time (`getrusage(RUSAGE_SELF)`, user + system) over each timed run of the "
+            "throughput rows, divided by its operations (keys, for get_many); the median over the repetitions. "
+            "The ratio is the median of the per-repetition ratios (IQR when there are 4 or more). "
+            "At 1 concurrent coroutine the client waits for each reply, at 32 it is busy.",
+            "",
+            *_cpu_table(by_id),
+        ]
     errors = _errors(results)
     if errors:
         out += ["", "## Errors", "", *errors]

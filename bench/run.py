@@ -2,12 +2,14 @@
 
 Usage (from the repository root, in the bench environment ``bench/.venv``)::
 
-    python -m bench.run            # the full run (about 5 minutes on 2 cores)
+    python -m bench.run            # the full run (5 to 6 minutes on 2 cores)
     python -m bench.run --quick    # CI-sized (under 2 minutes)
     python -m bench.run --only throughput,memory --out /tmp/bench
 
 Sections: ``throughput`` (standalone rows, and L1 rows once the hybrid adapter exists),
-``invalidation``, ``memory``, ``cluster``, ``profile`` (full mode only, unless named in ``--only``).
+``invalidation``, ``memory``, ``staleness``, ``cluster``, ``profile`` (full mode only, unless named in
+``--only``). ``cluster`` without ``throughput`` also runs the five standalone rows its targets compare
+with (get hit, get miss, set, set ns + 2 tags, get_many(100), at 1 and 32).
 A failing workload or section is recorded in the results and the run goes on.
 """
 
@@ -35,7 +37,7 @@ from bench.runner import describe_error, run_group
 from bench.servers import BenchServer, bench_cluster, bench_server, redis_server_version
 from bench.settings import FULL, QUICK, Settings
 from bench.staleness import measure as measure_staleness
-from bench.targets import evaluate_targets
+from bench.targets import COMPARED, evaluate_targets
 from bench.workloads import cluster_groups, l1_groups, standalone_groups
 
 SECTIONS = ("throughput", "invalidation", "memory", "staleness", "cluster", "profile")
@@ -80,14 +82,22 @@ async def _standalone(settings: Settings, sections: set[str], results: dict[str,
         clients = await open_standalone_clients(server)
         closers: list[Callable[[], Awaitable[None]]] = []
         try:
-            if "throughput" in sections:
+            if sections & {"throughput", "cluster"}:
                 groups = standalone_groups(clients, settings)
-                try:
-                    extra, closers = l1_groups(clients, server.url, settings)
-                    groups += extra
-                except Exception as exc:
-                    results["errors"].append(f"L1 rows: {describe_error(exc)}")
-                log(f"standalone throughput: {len(groups)} groups on {server.url}")
+                if "throughput" in sections:
+                    try:
+                        extra, closers = l1_groups(clients, server.url, settings)
+                        groups += extra
+                    except Exception as exc:
+                        results["errors"].append(f"L1 rows: {describe_error(exc)}")
+                    log(f"standalone throughput: {len(groups)} groups on {server.url}")
+                else:
+                    # --only cluster: just the single-server rows the cluster targets are set against.
+                    compared = {
+                        f"standalone/{name}/c{conc}" for name, _, _ in COMPARED for conc in settings.concurrency
+                    }
+                    groups = [g for g in groups if g.id in compared]
+                    log(f"standalone rows the cluster rows are compared with: {len(groups)} groups on {server.url}")
                 for group in groups:
                     results["groups"].append(
                         await run_group(
@@ -166,7 +176,7 @@ async def run(settings: Settings, sections: set[str]) -> dict[str, Any]:
         "targets": [],
         "errors": [],
     }
-    if sections & {"throughput", "invalidation", "profile"}:
+    if sections & {"throughput", "invalidation", "profile", "cluster"}:
         await _section("standalone", _standalone(settings, sections, results), results)
     if "memory" in sections:
         await _section("memory", _memory(settings, results), results)

@@ -10,6 +10,12 @@ growing) affects all subjects alike. Reported per subject: the median over the r
 the ratio to the group's baseline taken per repetition (both measured back to back) and then the
 median of those ratios.
 
+Every timed run also records the client's CPU time: ``getrusage(RUSAGE_SELF)`` user + system
+before and after the run (the same timed loop, ``gc.collect()`` outside it), divided by the run's
+operations (keys, for batch subjects): ``cpu_runs`` in µs per operation, ``cpu_us_per_op`` their
+median. It is the whole process (event loop, socket calls, redis-py, hiredis and the library under
+test), not the Redis servers, which are child processes.
+
 A subject that raises is recorded with its error and skipped for the rest of the group; the other
 subjects and groups go on.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import resource
 import statistics
 import time
 import traceback
@@ -25,7 +32,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Group", "Op", "Subject", "describe_error", "measured_run", "paired_ratio", "run_group", "timed_run"]
+__all__ = [
+    "Group",
+    "Op",
+    "Subject",
+    "cpu_seconds",
+    "describe_error",
+    "measured_run",
+    "paired_ratio",
+    "run_group",
+    "timed_run",
+]
 
 #: One call of a workload: ``op(i)`` for the i-th call of a run.
 Op = Callable[[int], Awaitable[Any]]
@@ -73,6 +90,7 @@ class SubjectResult:
     row: str
     note: str
     runs: list[float | None] = field(default_factory=list)  # ops/s per repetition, in repetition order
+    cpu: list[float | None] = field(default_factory=list)  # client CPU µs per operation, same order
     error: str | None = None
 
     @property
@@ -87,6 +105,7 @@ class SubjectResult:
     def to_json(self, baseline: SubjectResult | None) -> dict[str, Any]:
         runs = self.valid_runs
         median = self.median
+        cpu = [c for c in self.cpu if c is not None]
         return {
             "label": self.label,
             "library": self.library,
@@ -98,6 +117,8 @@ class SubjectResult:
             "spread": (max(runs) - min(runs)) / median if runs and median else None,
             "runs": self.runs,
             "ratio": paired_ratio(self, baseline) if baseline is not None else None,
+            "cpu_us_per_op": statistics.median(cpu) if cpu else None,
+            "cpu_runs": self.cpu,
             "error": self.error,
         }
 
@@ -118,6 +139,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user + system (``getrusage(RUSAGE_SELF)``: every thread of it).
+
+    Child processes (the Redis servers the bench started) are not included.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def timed_run(op: Op, calls: int, concurrency: int) -> float:
     """Wall time of ``calls`` calls of ``op`` spread over ``concurrency`` coroutines."""
     wall, _ = await measured_run(op, calls, concurrency)
@@ -134,10 +164,10 @@ async def measured_run(op: Op, calls: int, concurrency: int, *, collect: bool = 
     workers = min(concurrency, calls)
     if collect:
         gc.collect()  # not in the measurement: every run starts with the same clean heap
-    cpu = time.process_time()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(workers))), RUN_TIMEOUT)
-    return time.perf_counter() - start, time.process_time() - cpu
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 async def run_group(
@@ -166,21 +196,25 @@ async def run_group(
             shift = rep % len(group.subjects)
             order = list(range(shift, len(group.subjects))) + list(range(shift))
             runs: dict[int, float | None] = {}
+            cpus: dict[int, float | None] = {}
             for index in order:
                 subject, result = group.subjects[index], results[index]
                 if result.error is not None:
                     runs[index] = None
                     continue
                 calls = max(group.units // subject.units_per_call, 1)
+                units = calls * subject.units_per_call
                 try:
-                    elapsed = await timed_run(subject.op, calls, group.concurrency)
-                    runs[index] = calls * subject.units_per_call / elapsed
+                    elapsed, cpu = await measured_run(subject.op, calls, group.concurrency)
+                    runs[index] = units / elapsed
+                    cpus[index] = cpu / units * 1e6
                 except Exception as exc:
                     result.error = f"repetition {rep + 1}: {describe_error(exc)}"
                     runs[index] = None
                     log(f"  ! {group.id} {subject.label}: {result.error}")
             for index, result in enumerate(results):
                 result.runs.append(runs.get(index))
+                result.cpu.append(cpus.get(index))
     baseline = results[0] if results else None
     summary = {
         "id": group.id,

@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["evaluate_targets"]
+__all__ = ["COMPARED", "CPU_COMPARED", "compared_ratio", "cpu_figures", "evaluate_targets"]
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,32 @@ RATIO_TARGETS = [
 
 STALENESS_P99_MS_AT_MOST = 50.0
 
+# Issue 9: the cluster path against raw ``redis.asyncio.RedisCluster``, set against the single server.
+#: (group name, workload as shown, subject row) of the operations measured on both topologies.
+COMPARED = [
+    ("get_hit", "get hit", ""),
+    ("get_miss", "get miss", ""),
+    ("set", "set", ""),
+    ("set_tagged", "set ns + 2 tags", ""),
+    ("get_many", "get_many(100)", "get_many(100)"),
+]
+#: Each cluster ratio (rediscache / raw RedisCluster) >= this x the same operation's single-server ratio.
+CLUSTER_VS_STANDALONE_AT_LEAST = 0.95
+#: The operations whose client CPU per operation is a target on the cluster (and shown for the single server).
+CPU_COMPARED = [("get_hit", "get hit"), ("set_tagged", "set ns + 2 tags")]
+#: rediscache's client CPU per operation on the cluster <= this x raw RedisCluster's.
+CPU_AT_MOST = 1.15
+RAW = "raw redis-py"
+RC = "rediscache"
+
 INVALIDATION_TIME_AT_MOST = 0.5  # x cashews' delete_tags
 INVALIDATION_COMMAND_MS_AT_MOST = 10.0
 MEMORY_AT_MOST = 1.6
 
 
-def _paired(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, str]:
-    """The median of the per-repetition ratios, and their interquartile range as text."""
-    ratios = sorted(x / y for x, y in zip(a["runs"], b["runs"], strict=False) if x is not None and y)
+def _paired(a: dict[str, Any], b: dict[str, Any], key: str = "runs") -> tuple[float | None, str]:
+    """The median of the per-repetition ratios of ``key`` (throughput or CPU), and their IQR as text."""
+    ratios = sorted(x / y for x, y in zip(a.get(key) or [], b.get(key) or [], strict=False) if x is not None and y)
     if not ratios:
         return None, ""
     if len(ratios) < 4:
@@ -94,6 +112,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if measured is None:
             row["note"] = "not measured" + (f" ({target.group} missing)" if group is None else " (error)")
         out.append(row)
+    out += _cluster_targets(groups)
+    out += _cpu_targets(groups)
     out.append(_invalidation_target(results.get("invalidation", [])))
     out.append(_memory_target(results.get("memory", [])))
     out.append(_staleness_target(results.get("staleness", [])))
@@ -162,3 +182,103 @@ def _memory_target(memory: list[dict[str, Any]]) -> dict[str, Any]:
     row.update(measured=case["ratio"], shown=shown, passed=passed, margin=margin)
     row["note"] = "TTL 1 h on both sides" + (f"; without TTL: {no_ttl['ratio']:.2f}x" if no_ttl else "")
     return row
+
+
+def _pair(
+    groups: dict[str, dict[str, Any]], topology: str, name: str, row: str, conc: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """rediscache's and raw redis-py's subjects of ``<topology>/<name>/c<conc>`` in its row ``row``."""
+    group = groups.get(f"{topology}/{name}/c{conc}")
+    if group is None:
+        return None
+    found: dict[str, dict[str, Any]] = {}
+    for subject in group["subjects"]:
+        if subject["row"] == row and subject["library"] in (RAW, RC):
+            found.setdefault(subject["library"], subject)
+    if RAW not in found or RC not in found:
+        return None
+    return found[RC], found[RAW]
+
+
+def _concurrencies(groups: dict[str, dict[str, Any]]) -> list[int]:
+    return sorted({g["concurrency"] for g in groups.values() if g["topology"] == "cluster"}) or [1, 32]
+
+
+def compared_ratio(groups: dict[str, dict[str, Any]], topology: str, name: str, row: str, conc: int) -> float | None:
+    """rediscache / raw redis-py (median of the per-repetition ratios) for one operation on one topology."""
+    pair = _pair(groups, topology, name, row, conc)
+    return _paired(*pair)[0] if pair else None
+
+
+def cpu_figures(
+    groups: dict[str, dict[str, Any]], topology: str, name: str, row: str, conc: int
+) -> tuple[float | None, float | None, float | None, str]:
+    """Client CPU µs per operation of rediscache and raw redis-py (medians), their paired ratio and its IQR."""
+    pair = _pair(groups, topology, name, row, conc)
+    if pair is None:
+        return None, None, None, ""
+    rc, raw = pair
+    ratio, spread = _paired(rc, raw, key="cpu_runs")
+    return rc.get("cpu_us_per_op"), raw.get("cpu_us_per_op"), ratio, spread
+
+
+def _cluster_targets(groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for conc in _concurrencies(groups):
+        for name, workload, row in COMPARED:
+            needed = CLUSTER_VS_STANDALONE_AT_LEAST
+            target: dict[str, Any] = {
+                "id": f"cluster_{name}_c{conc}",
+                "text": f"cluster {workload}: (rediscache / raw RedisCluster) >= {needed:g} x "
+                f"(rediscache / raw Redis) on the single server, {conc} concurrent (issue 9)",
+                "needed": f">= {needed:g}",
+            }
+            cluster = compared_ratio(groups, "cluster", name, row, conc)
+            standalone = compared_ratio(groups, "standalone", name, row, conc)
+            measured = cluster / standalone if cluster is not None and standalone else None
+            passed, margin = _floor(measured, needed)
+            shown = None if measured is None else f"{measured:.2f}x (cluster {cluster:.2f}x, single {standalone:.2f}x)"
+            target.update(
+                measured=measured, shown=shown, passed=passed, margin=margin, cluster=cluster, standalone=standalone
+            )
+            if measured is None:
+                missing = [t for t, r in (("cluster", cluster), ("standalone", standalone)) if r is None]
+                target["note"] = f"not measured ({', '.join(missing)} {name} c{conc} missing or failed)"
+            out.append(target)
+    return out
+
+
+def _cpu_shown(rc_us: float | None, raw_us: float | None, ratio: float | None, spread: str) -> str | None:
+    if ratio is None:
+        return None
+    figures = f", rediscache {rc_us:.1f} / raw {raw_us:.1f} µs/op" if rc_us is not None and raw_us is not None else ""
+    return f"{ratio:.2f}x{spread}{figures}"
+
+
+def _cpu_targets(groups: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for conc in _concurrencies(groups):
+        for name, workload in CPU_COMPARED:
+            target: dict[str, Any] = {
+                "id": f"cluster_cpu_{name}_c{conc}",
+                "text": f"cluster {workload}: client CPU per operation <= {CPU_AT_MOST:g} x raw RedisCluster's, "
+                f"{conc} concurrent (issue 9)",
+                "needed": f"<= {CPU_AT_MOST:g}x",
+            }
+            rc_us, raw_us, ratio, spread = cpu_figures(groups, "cluster", name, "", conc)
+            passed, margin = _ceiling(ratio, CPU_AT_MOST)
+            target.update(
+                measured=ratio,
+                shown=_cpu_shown(rc_us, raw_us, ratio, spread),
+                passed=passed,
+                margin=margin,
+                rediscache_cpu_us=rc_us,
+                raw_cpu_us=raw_us,
+            )
+            single = cpu_figures(groups, "standalone", name, "", conc)
+            if single[2] is not None:
+                target["note"] = f"single server: {_cpu_shown(*single)}"
+            if ratio is None:
+                target["note"] = f"not measured (cluster/{name}/c{conc} missing or failed)"
+            out.append(target)
+    return out

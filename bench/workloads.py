@@ -119,7 +119,7 @@ def aiocache_get_hit(c: StandaloneClients) -> Op:
 # --------------------------------------------------------------------------------------------------
 
 
-def raw_get_miss(raw: Redis) -> Op:
+def raw_get_miss(raw: Redis | RedisCluster) -> Op:
     async def op(i: int) -> None:
         data = await raw.get(f"{RAW_PREFIX}missing:{i}")
         _expect_miss(data)
@@ -329,10 +329,13 @@ def aiocache_set_many(c: StandaloneClients) -> Op:
     return op
 
 
+GET_MANY_ROW = f"get_many({BATCH})"
+
+
 def batch_pair(library: str, batch: Op, single: Op, *, what: str, note: str = "") -> list[Subject]:
     """A library's batch call of 100 keys, and 100 of its single calls in a row (same keys)."""
     return [
-        Subject(library, batch, row=f"{what}_many(100)", note=note, units_per_call=BATCH),
+        Subject(library, batch, row=f"{what}_many({BATCH})", note=note, units_per_call=BATCH),
         Subject(library, sequential(single), row=f"100 x {what}", units_per_call=BATCH),
     ]
 
@@ -507,7 +510,13 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
 
 
 def cluster_groups(c: ClusterClients, s: Settings) -> list[Group]:
-    """The core rows on the 3-master cluster: rediscache (16 shards) against raw ``RedisCluster``."""
+    """The five core rows on the 3-master cluster: rediscache (``cluster=True``) against raw ``RedisCluster``.
+
+    The same operations as the standalone rows of the same name, at the same concurrencies, so that
+    each cluster ratio can be set against the single-server ratio of the same run (``targets.py``).
+    Raw redis-py here is ``redis.asyncio.RedisCluster``: ``GET`` + ``unpackb``, ``packb`` + ``SET PX``,
+    ``mget_nonatomic`` for the batch.
+    """
 
     async def prepare() -> None:
         await populate_cluster(c)
@@ -522,9 +531,34 @@ def cluster_groups(c: ClusterClients, s: Settings) -> list[Group]:
                 concurrency=conc,
                 units=s.units,
                 prepare=prepare,
+                description="read an existing 102-byte entry and decode it",
                 subjects=[
                     Subject(RAW, raw_get_hit(c.raw)),
                     Subject(RC, rc_get_hit(c.rc)),
+                ],
+            ),
+            Group(
+                id=f"cluster/get_miss/c{conc}",
+                topology="cluster",
+                workload="get miss",
+                concurrency=conc,
+                units=s.units,
+                description="read a key that does not exist",
+                subjects=[
+                    Subject(RAW, raw_get_miss(c.raw)),
+                    Subject(RC, rc_get_miss(c.rc)),
+                ],
+            ),
+            Group(
+                id=f"cluster/set/c{conc}",
+                topology="cluster",
+                workload="set",
+                concurrency=conc,
+                units=s.units,
+                description="overwrite an entry (no namespace, no tags), TTL 1 h",
+                subjects=[
+                    Subject(RAW, raw_set(c.raw)),
+                    Subject(RC, rc_set(c.rc)),
                 ],
             ),
             Group(
@@ -533,11 +567,15 @@ def cluster_groups(c: ClusterClients, s: Settings) -> list[Group]:
                 workload="set ns + 2 tags",
                 concurrency=conc,
                 units=s.units,
+                description="overwrite an entry with a namespace and two tags (raw: plain SET PX), TTL 1 h",
                 subjects=[
                     Subject(RAW, raw_set(c.raw)),
                     Subject(RC, rc_set_tagged(c.rc)),
                 ],
             ),
+        ]
+    for conc in s.concurrency:
+        groups.append(
             Group(
                 id=f"cluster/get_many/c{conc}",
                 topology="cluster",
@@ -546,14 +584,15 @@ def cluster_groups(c: ClusterClients, s: Settings) -> list[Group]:
                 units=s.batch_units,
                 unit="keys/s",
                 prepare=prepare,
+                description="100 hits in one call (raw: mget_nonatomic, one MGET per slot)",
                 subjects=[
-                    *batch_pair(
-                        RAW, raw_cluster_get_many(c.raw), raw_get_hit(c.raw), what="get", note="mget_nonatomic"
+                    Subject(
+                        RAW, raw_cluster_get_many(c.raw), row=GET_MANY_ROW, note="mget_nonatomic", units_per_call=BATCH
                     ),
-                    *batch_pair(RC, rc_get_many(c.rc), rc_get_hit(c.rc), what="get"),
+                    Subject(RC, rc_get_many(c.rc), row=GET_MANY_ROW, units_per_call=BATCH),
                 ],
-            ),
-        ]
+            )
+        )
     return groups
 
 
