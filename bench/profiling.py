@@ -246,8 +246,8 @@ def _script_ops(c: StandaloneClients) -> tuple[dict[str, Op], dict[str, Op]]:
     def tagged(n: int) -> CacheKey:
         return CacheKey(key=f"item:{n}", namespace=f"tenant:{n % 10}", tags=[f"cat:{n % 100}", "all"])
 
-    get_script_calls = [rc._get_call(CacheKey(key=f"item:{n}"))[0] for n in range(KEYS)]
-    set_script_calls = [rc._set_call(tagged(n), PAYLOAD, 3_600_000) for n in range(KEYS)]
+    get_script_calls = [rc._get_calls(CacheKey(key=f"item:{n}"))[1] for n in range(KEYS)]
+    set_script_calls = [rc._set_call(tagged(n), PAYLOAD, 3_600_000)[1] for n in range(KEYS)]
     get_calls = [command(call) for call in get_script_calls]
     set_calls = [command(call) for call in set_script_calls]
     transport = rc._transport
@@ -271,10 +271,10 @@ def _script_ops(c: StandaloneClients) -> tuple[dict[str, Op], dict[str, Op]]:
         await execute(*set_calls[i % KEYS])
 
     async def transport_get_op(i: int) -> None:
-        await transport.run("get", get_script_calls[i % KEYS])
+        await transport.run("get", 0, get_script_calls[i % KEYS])
 
     async def transport_set_op(i: int) -> None:
-        await transport.run("set", set_script_calls[i % KEYS])
+        await transport.run("set", 0, set_script_calls[i % KEYS])
 
     reads: dict[str, Op] = {
         "raw read of the entry key (no script)": entry_read_op,
@@ -296,15 +296,15 @@ async def _own_layer(c: StandaloneClients, url: str, ops: int) -> dict[str, floa
     around their command (f-string key, msgpack) with the same stand-in.
     """
     real: Any = c.rc
-    get_reply = await real._transport.run("get", real._get_call(CacheKey(key="item:1"))[0])
-    set_reply = await real._transport.run("set", real._set_call(CacheKey(key="item:1"), PAYLOAD, 3_600_000))
+    get_reply = await real._transport.run("get", 0, real._get_calls(CacheKey(key="item:1"))[1])
+    set_reply = await real._transport.run("set", 0, real._set_call(CacheKey(key="item:1"), PAYLOAD, 3_600_000)[1])
     rc: Any = RedisCacheAdapter(url, key_prefix="bench-rc")
     reply: Any = get_reply
 
     async def execute(*args: Any, **kwargs: Any) -> Any:
         return reply
 
-    async def run(op: str, call: Any) -> Any:
+    async def run(op: str, slot: int, call: Any, **options: Any) -> Any:
         return reply
 
     rc._checked = True

@@ -1,18 +1,15 @@
--- Shared helpers, prepended by rediscache._scripts to every script below.
+-- Shared helpers, prepended by rediscache/redis/scripts.py to every script below.
 --
--- Shard layout (one shard = one hash slot; P = key prefix, s = shard number, L = layout version):
---   P:{P:s}:L:e:<full_key>  entry string: a 32-byte header (created ms, expiry ms or 0, hit count,
---                           last access ms: four big-endian 8-byte integers) then the payload. A string
---                           rather than a hash: a hash with a value over 64 bytes loses its compact
---                           encoding and costs ~300 bytes more per entry.
---   P:{P:s}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}; it outlives
---                           an entry that Redis expired, so its index memberships can still be undone
---   P:{P:s}:L:k             zset, all scores 0: every full_key (lexical order: prefix walks, counts)
---   P:{P:s}:L:x             zset: full_key -> expiry ms (entries with a TTL only)
---   P:{P:s}:L:c             zset: full_key -> created ms (oldest/newest)
---   P:{P:s}:L:t             zset, all scores 0: <len(tag)>:<tag><full_key> (a tag's members are one lex range)
---   P:{P:s}:L:n             zset, all scores 0: <len(ns)>:<ns><full_key>
---   P:{P:s}:L:s             stats hash: hits, misses, bytes
+-- The keys of a shard and the stored formats (entry header, ledger row, invalidation message) are
+-- in one table, in docs/redis-layout.md ("Stored formats", "The keys of a shard"); the Python side
+-- decodes them in rediscache/redis/layout.py only. In short (P = key prefix, {T} = the shard's hash
+-- tag, L = layout version):
+--   P:{T}:L:e:<full_key>  entry string: 32-byte header (created ms, expiry ms or 0, hit count, last
+--                         access ms: big-endian 8-byte integers), then the payload
+--   P:{T}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}
+--   P:{T}:L:k / x / c     zsets: every full_key (scores 0) / expiry ms / created ms
+--   P:{T}:L:t / n         zsets, scores 0: <len(tag)>:<tag><full_key> / <len(ns)>:<ns><full_key>
+--   P:{T}:L:s             stats hash: hits, misses, bytes
 -- The length prefix makes a tag's range exact: tag "a" never matches members of tag "ab" or "a:b".
 --
 -- Scripts that maintain the indexes receive the seven shard keys first, in this order:

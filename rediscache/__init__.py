@@ -7,13 +7,14 @@ nothing of Redis; the adapters implement it: ``MemoryCacheAdapter`` in process,
 ``cached``, ``compose.cache``/``CacheKit``) is what application code uses.
 """
 
-from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
+from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, SerializationError
 from rediscache._models import CacheEntry, CacheKey, CacheStats
 from rediscache._port import CacheAdapter
 from rediscache.adapters.hybrid import HybridCacheAdapter
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
 from rediscache.kit import CacheKit, CacheService, CircuitBreaker, ServiceHealth, cached, compose
+from rediscache.redis.options import ConnectionOptions
 from rediscache.serialization import Codec, MsgpackCodec, SignedPickleCodec
 
 __all__ = [
@@ -21,12 +22,14 @@ __all__ = [
     "CacheConnectionError",
     "CacheEntry",
     "CacheError",
+    "CacheReplicationError",
     "CacheKit",
     "CacheService",
     "CircuitBreaker",
     "CacheKey",
     "CacheStats",
     "Codec",
+    "ConnectionOptions",
     "HybridCacheAdapter",
     "MemoryCacheAdapter",
     "MsgpackCodec",

@@ -2,22 +2,23 @@
 
     CacheError
     ├── CacheConnectionError      the server could not be reached, timed out, or the cluster is down
+    ├── CacheReplicationError     an invalidation ran, but not enough replicas acknowledged it in time
     └── SerializationError        a value the codec cannot encode (also a ``TypeError``: the caller's bug)
 
-Adapters never let a raw ``redis`` exception escape: every call into the client runs inside
-:func:`map_exceptions`, which names the operation and the server in the message.
+Adapters never let a lower library's exception escape: the Redis transports map them
+(``rediscache.redis.errors.map_exceptions``), naming the operation and the server. This module
+imports nothing from redis-py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 __all__ = [
     "CacheConnectionError",
     "CacheError",
+    "CacheReplicationError",
     "SerializationError",
-    "map_exceptions",
 ]
 
 
@@ -29,6 +30,18 @@ class CacheConnectionError(CacheError):
     """The cache server could not be reached, did not answer in time, or the cluster is down."""
 
 
+class CacheReplicationError(CacheError):
+    """A ``delete``, ``delete_*`` or ``clear`` ran on the primary, but fewer replicas than asked
+    acknowledged it within ``replica_timeout``: a failover now could undo it.
+
+    Raised only with ``on_unreplicated="raise"``; ``result`` is what the call returned otherwise.
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class SerializationError(CacheError, TypeError):
     """A value has no encoding in the configured codec. Nothing was written."""
 
@@ -38,35 +51,3 @@ class UndecodablePayload(CacheError):
 
     Internal: adapters turn it into a logged miss and remove the entry.
     """
-
-
-@contextmanager
-def map_exceptions(operation: str, server: str) -> Iterator[None]:
-    """Re-raise ``redis`` errors as :class:`CacheConnectionError` or :class:`CacheError`.
-
-    The message says which cache operation failed against which server, since the
-    redis-py message alone ("Timeout reading from socket") names neither.
-    """
-    # Imported here so the port (models, ABC, errors) stays importable without redis.
-    from redis import exceptions as rex
-
-    try:
-        yield
-    except CacheError:
-        raise
-    except (
-        rex.ConnectionError,
-        rex.TimeoutError,
-        rex.ClusterDownError,
-        rex.MasterDownError,
-        rex.BusyLoadingError,
-        ConnectionError,
-        TimeoutError,
-        OSError,
-    ) as exc:
-        raise CacheConnectionError(f"{operation} failed on {server}: {type(exc).__name__}: {exc}") from exc
-    except rex.RedisError as exc:
-        text = str(exc)
-        if "CLUSTERDOWN" in text or "TRYAGAIN" in text:
-            raise CacheConnectionError(f"{operation} failed on {server}: {text}") from exc
-        raise CacheError(f"{operation} failed on {server}: {type(exc).__name__}: {text}") from exc

@@ -12,6 +12,9 @@ __all__ = ["CacheEntry", "CacheKey", "CacheStats", "make_entry", "utc_now", "val
 
 UTC = timezone.utc
 _ONE_MS = timedelta(milliseconds=1)
+# The latest expiry a TTL may reach: datetimes end with the year 9999, and every adapter reports
+# expires_at as one (Redis's own limit, 2^63 ms, lies far beyond it).
+_LATEST_EXPIRY = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
 def utc_now() -> datetime:
@@ -19,13 +22,16 @@ def utc_now() -> datetime:
 
 
 def validate_ttl(ttl: timedelta | None) -> timedelta | None:
-    """Check a TTL before anything is written: ``None`` or a positive ``timedelta``, at least 1 ms."""
+    """Check a TTL before anything is written: ``None`` or a positive ``timedelta``, at least 1 ms,
+    whose expiry falls before the end of the year 9999."""
     if ttl is None:
         return None
     if not isinstance(ttl, timedelta):
         raise TypeError(f"ttl must be a datetime.timedelta or None, not {type(ttl).__name__}")
     if ttl <= timedelta(0):
         raise ValueError(f"ttl must be positive, got {ttl!r}")
+    if ttl > _LATEST_EXPIRY - utc_now():
+        raise ValueError(f"ttl {ttl!r} would expire after the year 9999, which cannot be represented")
     return ttl if ttl >= _ONE_MS else _ONE_MS
 
 

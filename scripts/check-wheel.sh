@@ -15,7 +15,7 @@ import sysconfig
 from pathlib import Path
 
 import rediscache
-from rediscache._scripts import SCRIPT_NAMES, lua_dir, script
+from rediscache.redis.scripts import SCRIPT_NAMES, lua_dir, script
 
 site = Path(sysconfig.get_paths()["purelib"]).resolve()
 folder = lua_dir().resolve()

@@ -37,16 +37,16 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
-from rediscache._transport import deadline
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
+from rediscache.redis.layout import decode_invalidation
+from rediscache.redis.pool import deadline
 
 __all__ = ["HybridCacheAdapter"]
 
@@ -236,8 +236,8 @@ class HybridCacheAdapter(CacheAdapter):
 
     def _apply(self, data: bytes) -> None:
         try:
-            origin, full_keys = msgpack.unpackb(data, raw=True)
-        except Exception:  # a message we can't read could have named any key
+            origin, full_keys = decode_invalidation(data)
+        except ValueError:  # a message we can't read could have named any key
             logger.warning("rediscache: unreadable invalidation message; clearing L1")
             self._drop_all()
             return

@@ -17,29 +17,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar
 
-import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 from redis.asyncio import Redis, RedisCluster
 
-from rediscache._exceptions import CacheConnectionError, CacheError, UndecodablePayload
+from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, UndecodablePayload
 from rediscache._glob import compile_glob, literal_prefix
-from rediscache._layout import Layout, Shard, member_prefix
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
-from rediscache._scripts import script
-from rediscache._transport import (
-    ClusterTransport,
-    ConnectionOptions,
-    ScriptCall,
-    StandaloneTransport,
-    Transport,
-    redact,
+from rediscache.redis.cluster import ClusterTransport
+from rediscache.redis.layout import (
+    ENTRY_HEADER_SIZE,
+    Layout,
+    Shard,
+    decode_entry_header,
+    decode_ledger_row,
+    member_prefix,
 )
+from rediscache.redis.options import ConnectionOptions
+from rediscache.redis.scripts import script
+from rediscache.redis.standalone import StandaloneTransport
+from rediscache.redis.transport import ScriptCall, Transport, redact
 from rediscache.serialization import Codec, make_codec
 
 __all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
@@ -47,9 +49,6 @@ __all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
 logger = logging.getLogger("rediscache")
 
 _T = TypeVar("_T")
-# The entry string's header (lua/_lib.lua): created ms, expiry ms (0: none), hit count, last access ms.
-_HEADER = struct.Struct(">qq")
-_HEADER_SIZE = 32
 _GET = script("get")
 _GET_RO = script("get_ro")
 _SET = script("set")
@@ -64,10 +63,11 @@ _ALL_SCRIPTS = (_GET, _GET_RO, _GET_MANY, _SET, _SET_MANY, _DELETE, _INVALIDATE,
 _GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
-#: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` is optional: without
-#: it the eviction-policy check is skipped).
+#: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` and ``INFO`` are
+#: optional: without them the eviction-policy check is skipped and ``wait_for_replicas="auto"``
+#: sees no replica on a single server; ``CLUSTER SLOTS`` is needed on a cluster).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "exists", "zrangebylex", "set", "subscribe", "ping",  # sent by the client
+    "evalsha", "script|load", "exists", "zrangebylex", "set", "subscribe", "ping", "wait",  # sent by the client
     "del", "get", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # run inside the scripts
     "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
 )  # fmt: skip
@@ -127,7 +127,9 @@ class RedisCacheAdapter(CacheAdapter):
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, with password and db if needed.
         key_prefix: every key this cache writes starts with it; no ``{`` or ``}``.
         client: a ready ``redis.asyncio.Redis`` or ``RedisCluster`` (not decoding responses); the
-            adapter never closes a client it was given.
+            adapter never closes a client it was given. Of a ``RedisCluster`` only the startup
+            nodes, connection settings and ``address_remap`` are used: the adapter speaks to the
+            nodes over connections of its own.
         serializer: ``"msgpack"`` (default), ``"pickle"`` (needs ``secret``) or a ``Codec``.
         secret: signing secret(s) for pickle; the first signs, all verify.
         cluster: build a cluster client from ``redis_url``.
@@ -140,8 +142,17 @@ class RedisCacheAdapter(CacheAdapter):
         strict_eviction_policy: refuse to run on a server whose ``maxmemory-policy`` is ``allkeys-*``
             (eviction of an index could let a stale entry outlive its invalidation); otherwise a
             WARNING is logged on the ``rediscache`` logger.
-        socket_timeout, connect_timeout, retries, max_connections, pool_timeout,
-        health_check_interval: connection settings; the defaults make a dead server fail in seconds.
+        wait_for_replicas: after ``delete``, ``delete_many``, ``delete_by_*`` and ``clear``, wait
+            (``WAIT``) until this many replicas of each node touched acknowledged the change.
+            ``"auto"`` (default): 1 on nodes that have replicas, none elsewhere; ``0``: never.
+        replica_timeout: seconds that ``WAIT`` waits at most.
+        on_unreplicated: when fewer replicas acknowledged: ``"warn"`` (default) logs a WARNING and
+            counts it in ``unreplicated_invalidations``; ``"raise"`` raises
+            ``CacheReplicationError`` (after the change was made on the primary).
+        options: a ``ConnectionOptions`` (timeouts, retries, pool size); the flat keywords below
+            override its fields.
+        socket_timeout, connect_timeout, operation_timeout, retries, max_connections, pool_timeout,
+        health_check_interval: the fields of ``ConnectionOptions``.
     """
 
     def __init__(
@@ -160,36 +171,68 @@ class RedisCacheAdapter(CacheAdapter):
         read_only_reads: bool = False,
         strict_eviction_policy: bool = False,
         publish_invalidations: bool = True,
-        socket_timeout: float = 2.0,
-        connect_timeout: float = 2.0,
-        retries: int = 2,
-        max_connections: int = 50,
-        pool_timeout: float = 5.0,
-        health_check_interval: float = 30.0,
+        wait_for_replicas: int | Literal["auto"] = "auto",
+        replica_timeout: float = 0.1,
+        on_unreplicated: Literal["warn", "raise"] = "warn",
+        options: ConnectionOptions | None = None,
+        socket_timeout: float | None = None,
+        connect_timeout: float | None = None,
+        operation_timeout: float | None = None,
+        retries: int | None = None,
+        max_connections: int | None = None,
+        pool_timeout: float | None = None,
+        health_check_interval: float | None = None,
     ) -> None:
         if batch_size < 1 or trim_per_write < 0:
             raise ValueError("batch_size must be >= 1 and trim_per_write >= 0")
+        if wait_for_replicas != "auto" and (not isinstance(wait_for_replicas, int) or wait_for_replicas < 0):
+            raise ValueError(f'wait_for_replicas must be "auto" or an int >= 0, got {wait_for_replicas!r}')
+        if not replica_timeout > 0:
+            raise ValueError("replica_timeout must be positive")
+        if on_unreplicated not in ("warn", "raise"):
+            raise ValueError(f'on_unreplicated must be "warn" or "raise", got {on_unreplicated!r}')
         self._codec = make_codec(serializer, secret=secret, compression_threshold=compression_threshold)
-        options = ConnectionOptions(
-            socket_timeout=socket_timeout,
-            connect_timeout=connect_timeout,
-            retries=retries,
-            max_connections=max_connections,
-            pool_timeout=pool_timeout,
-            health_check_interval=health_check_interval,
-        )
+        overrides = {
+            name: value
+            for name, value in (
+                ("socket_timeout", socket_timeout),
+                ("connect_timeout", connect_timeout),
+                ("operation_timeout", operation_timeout),
+                ("retries", retries),
+                ("max_connections", max_connections),
+                ("pool_timeout", pool_timeout),
+                ("health_check_interval", health_check_interval),
+            )
+            if value is not None
+        }
+        connection = replace(options or ConnectionOptions(), **overrides)  # type: ignore[arg-type]
+        replication = {
+            "wait_for_replicas": None if wait_for_replicas == "auto" else wait_for_replicas,
+            "replica_timeout": replica_timeout,
+        }
         is_cluster = isinstance(client, RedisCluster) or (client is None and cluster)
         self._transport: Transport
         if client is None:
             self._transport = (
-                ClusterTransport.from_url(redis_url, options)
+                ClusterTransport.from_url(redis_url, connection, **replication)  # type: ignore[arg-type]
                 if cluster
-                else StandaloneTransport.from_url(redis_url, options)
+                else StandaloneTransport.from_url(redis_url, connection, **replication)  # type: ignore[arg-type]
             )
         elif isinstance(client, RedisCluster):
-            self._transport = ClusterTransport(client, server=_describe(client), owns_client=False, options=options)
+            self._transport = ClusterTransport.from_client(
+                client,
+                connection,
+                server=_describe(client),
+                **replication,  # type: ignore[arg-type]
+            )
         elif isinstance(client, Redis):
-            self._transport = StandaloneTransport(client, server=_describe(client), owns_client=False, options=options)
+            self._transport = StandaloneTransport(
+                client,
+                server=_describe(client),
+                owns_client=False,
+                options=connection,
+                **replication,  # type: ignore[arg-type]
+            )
         else:
             raise TypeError(f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}")
         self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
@@ -197,6 +240,9 @@ class RedisCacheAdapter(CacheAdapter):
         self._trim = str(trim_per_write).encode()
         self._read_only = read_only_reads
         self._channel = self._layout.channel if publish_invalidations else b""
+        self._raise_unreplicated = on_unreplicated == "raise"
+        #: Invalidations of this instance that fewer replicas acknowledged than asked (with "warn").
+        self.unreplicated_invalidations = 0
         # Names this instance in its invalidation messages, so a listener can skip its own.
         self.origin = os.urandom(8).hex().encode()
         self._strict_eviction = strict_eviction_policy
@@ -228,7 +274,18 @@ class RedisCacheAdapter(CacheAdapter):
             if not self._checked:
                 await self._check_eviction_policy(op)
                 await self._transport.load_scripts(op, _ALL_SCRIPTS)
+                if isinstance(self._transport, StandaloneTransport):
+                    await self._count_replicas()
                 self._checked = True
+
+    async def _count_replicas(self) -> None:
+        assert isinstance(self._transport, StandaloneTransport)
+        try:
+            await self._transport.count_replicas()
+        except CacheConnectionError:
+            raise
+        except CacheError as exc:  # INFO may be forbidden: "auto" then waits for no replica
+            logger.info("rediscache: cannot read the replicas of %s (%s)", self.server, exc)
 
     async def _check_eviction_policy(self, op: str) -> None:
         try:
@@ -255,28 +312,32 @@ class RedisCacheAdapter(CacheAdapter):
 
     # -- reads -------------------------------------------------------------------------------------
 
-    def _get_call(self, key: CacheKey) -> tuple[ScriptCall, bytes]:
+    def _get_calls(self, key: CacheKey) -> tuple[Shard, ScriptCall, ScriptCall, bytes]:
+        """The get script, and its read-only form: what a retry sends when the first attempt may
+        have run (and counted its hit) already."""
         fk = key.full_key.encode()
         shard = self._layout.shard_of(fk)
+        read_only: ScriptCall = (_GET_RO, (shard.entry_key(fk), shard.ledger), (fk,))
         if self._read_only:
-            return (_GET_RO, (shard.entry_key(fk), shard.ledger), (fk,)), fk
-        return (_GET, (shard.entry_key(fk), shard.ledger, shard.stats), (fk,)), fk
+            return shard, read_only, read_only, fk
+        return shard, (_GET, (shard.entry_key(fk), shard.ledger, shard.stats), (fk,)), read_only, fk
+
+    async def _get_reply(self, op: str, key: CacheKey) -> tuple[Any, bytes]:
+        shard, call, again, fk = self._get_calls(_require_key(key))
+        await self._ready(op)
+        return await self._transport.run(op, shard.slot, call, again=again), fk
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
-        call, fk = self._get_call(_require_key(key))
-        await self._ready("get")
-        reply = await self._transport.run("get", call)
+        reply, fk = await self._get_reply("get", key)
         if reply is None:
             return None
         return await self._entry(key, fk, reply)
 
     async def get_with_payload(self, key: CacheKey) -> tuple[CacheEntry, bytes] | None:
         """``get``, also returning the stored payload (for an L1 that keeps the encoded form)."""
-        call, fk = self._get_call(_require_key(key))
-        await self._ready("get")
-        reply = await self._transport.run("get", call)
+        reply, fk = await self._get_reply("get", key)
         entry = None if reply is None else await self._entry(key, fk, reply)
-        return None if entry is None else (entry, reply[0][_HEADER_SIZE:])
+        return None if entry is None else (entry, reply[0][ENTRY_HEADER_SIZE:])
 
     async def get_many_with_payloads(self, keys: Sequence[CacheKey]) -> list[tuple[CacheEntry, bytes] | None]:
         """``get_many``, also returning the stored payloads."""
@@ -284,20 +345,22 @@ class RedisCacheAdapter(CacheAdapter):
         if not full_keys:
             return []
         await self._ready("get_many")
-        touch = b"0" if self._read_only else b"1"
-        calls: list[ScriptCall] = []
+        calls: list[tuple[int, ScriptCall]] = []
+        read_only: list[ScriptCall] = []
         positions: list[list[int]] = []
         for shard, chunk in self._by_shard(range(len(full_keys)), lambda i: full_keys[i]):
             fks = [full_keys[i] for i in chunk]
-            calls.append((_GET_MANY, (shard.ledger, shard.stats, *map(shard.entry_key, fks)), (touch, *fks)))
+            keys_of_call = (shard.ledger, shard.stats, *map(shard.entry_key, fks))
+            calls.append((shard.slot, (_GET_MANY, keys_of_call, (b"0" if self._read_only else b"1", *fks))))
+            read_only.append((_GET_MANY, keys_of_call, (b"0", *fks)))
             positions.append(chunk)
-        replies = await self._transport.run_many("get_many", calls)
+        replies = await self._transport.run_many("get_many", calls, again=read_only)
         found: list[tuple[CacheEntry, bytes] | None] = [None] * len(full_keys)
         for chunk, answers in zip(positions, replies, strict=True):
             for i, reply in zip(chunk, answers, strict=True):
                 if reply is not None:
                     entry = await self._entry(keys[i], full_keys[i], reply)
-                    found[i] = None if entry is None else (entry, reply[0][_HEADER_SIZE:])
+                    found[i] = None if entry is None else (entry, reply[0][ENTRY_HEADER_SIZE:])
         return found
 
     def _by_shard(self, items: Iterable[_T], full_key_of: Callable[[_T], bytes]) -> Iterator[tuple[Shard, list[_T]]]:
@@ -321,16 +384,16 @@ class RedisCacheAdapter(CacheAdapter):
         fk = _require_key(key).full_key.encode()
         await self._ready("exists")
         shard = self._layout.shard_of(fk)
-        return bool(await self._transport.command("exists", "EXISTS", shard.entry_key(fk), route_key=shard.ledger))
+        return bool(await self._transport.command("exists", shard.slot, b"EXISTS", shard.entry_key(fk)))
 
     async def get_many(self, keys: Sequence[CacheKey]) -> list[CacheEntry | None]:
         return [None if found is None else found[0] for found in await self.get_many_with_payloads(keys)]
 
     async def _entry(self, key: CacheKey, fk: bytes, reply: list[Any]) -> CacheEntry | None:
         entry_string, hits, now, ledger = reply
-        created, expiry = _HEADER.unpack_from(entry_string)
+        header = decode_entry_header(entry_string)
         try:
-            value = self._codec.decode(entry_string[_HEADER_SIZE:], key.full_key)
+            value = self._codec.decode(entry_string[ENTRY_HEADER_SIZE:], key.full_key)
         except UndecodablePayload as exc:
             await self._discard(key, fk, exc)
             return None
@@ -339,9 +402,10 @@ class RedisCacheAdapter(CacheAdapter):
         return make_entry(
             self._stored_key(key, ledger),
             value,
-            _ms(created),
-            _ms(expiry) if expiry else None,
-            hits,
+            _ms(header.created_ms),
+            _ms(header.expiry_ms) if header.expiry_ms else None,
+            # A read-only retry reads the count before this read: at least this read happened.
+            max(hits, 1),
             _ms(now),
         )
 
@@ -350,8 +414,7 @@ class RedisCacheAdapter(CacheAdapter):
         """The key as it was set (its namespace and tags), which may differ from the one asked with."""
         if ledger is None:
             return key
-        _, namespace, tags = msgpack.unpackb(ledger)
-        namespace = namespace or None
+        _, namespace, tags = decode_ledger_row(ledger)
         if namespace == key.namespace and tags == key.tags:
             return key
         full = key.full_key
@@ -363,21 +426,24 @@ class RedisCacheAdapter(CacheAdapter):
         logger.warning("rediscache: discarding unreadable entry %r on %s: %s", key.full_key, self.server, reason)
         shard = self._layout.shard_of(fk)
         await self._transport.run(
-            "discard", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
+            "discard",
+            shard.slot,
+            (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk)),
+            again=True,  # deleting what is already gone changes nothing here: the answer is not used
         )
         if not self._read_only:
-            await self._transport.command("discard", "HINCRBY", shard.stats, "hits", -1, route_key=shard.stats)
-            await self._transport.command("discard", "HINCRBY", shard.stats, "misses", 1, route_key=shard.stats)
+            for field, change in ((b"hits", -1), (b"misses", 1)):
+                await self._transport.command("discard", shard.slot, b"HINCRBY", shard.stats, field, change, again=None)
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int) -> ScriptCall:
+    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int) -> tuple[Shard, ScriptCall]:
         full_key = _require_key(key).full_key
         payload = self._codec.encode(value, full_key)
         fk = full_key.encode()
         shard = self._layout.shard_of(fk)
         namespace = key.namespace.encode() if key.namespace is not None else b""
-        return (
+        return shard, (
             _SET,
             (*shard.index_keys, shard.entry_key(fk)),
             (
@@ -393,9 +459,10 @@ class RedisCacheAdapter(CacheAdapter):
         )
 
     async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
-        call = self._set_call(key, value, _ttl_ms(validate_ttl(ttl)))
+        shard, call = self._set_call(key, value, _ttl_ms(validate_ttl(ttl)))
         await self._ready("set")
-        await self._transport.run("set", call)
+        # Writing the same entry twice leaves what writing it once does: safe to send again.
+        await self._transport.run("set", shard.slot, call, again=True)
 
     async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
         ttl_ms = _ttl_ms(validate_ttl(ttl))
@@ -410,52 +477,88 @@ class RedisCacheAdapter(CacheAdapter):
         if not prepared:
             return
         await self._ready("set_many")
-        calls: list[ScriptCall] = []
+        calls: list[tuple[int, ScriptCall]] = []
         for shard, chunk in self._by_shard(prepared, lambda item: item[0]):
             args: list[Any] = [self._trim, self._channel, self.origin]
             for _, entry_args in chunk:
                 args.extend(entry_args)
-            calls.append((_SET_MANY, (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk)), args))
-        await self._transport.run_many("set_many", calls)
+            calls.append(
+                (shard.slot, (_SET_MANY, (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk)), args))
+            )
+        await self._transport.run_many("set_many", calls, again=True)
 
     async def delete(self, key: CacheKey) -> bool:
         fk = _require_key(key).full_key.encode()
         await self._ready("delete")
         shard = self._layout.shard_of(fk)
-        return bool(
-            await self._transport.run(
-                "delete", (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
-            )
-        )
+        call: ScriptCall = (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
+        # Never sent twice: a second run would answer False for the entry the first one removed.
+        try:
+            return bool(await self._transport.run("delete", shard.slot, call, again=None, durable=True))
+        except CacheReplicationError as error:
+            return bool(self._unreplicated("delete", [str(error)], bool(error.result)))
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
         await self._ready("delete_many")
-        return await self._delete_full_keys("delete_many", full_keys)
+        try:
+            return await self._delete_full_keys("delete_many", full_keys)
+        except CacheReplicationError as error:
+            return int(self._unreplicated("delete_many", [str(error)], error.result))
 
     async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
-        calls: list[ScriptCall] = [
-            (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk))
+        calls: list[tuple[int, ScriptCall]] = [
+            (
+                shard.slot,
+                (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk)),
+            )
             for shard, chunk in self._by_shard(full_keys, lambda fk: fk)
         ]
-        return sum(int(live) for live in await self._transport.run_many(op, calls))
+        try:
+            answers = await self._transport.run_many(op, calls, again=False, durable=True)
+        except CacheReplicationError as error:
+            raise CacheReplicationError(str(error), result=sum(int(live) for live in error.result)) from None
+        return sum(int(live) for live in answers)
+
+    # -- replication ---------------------------------------------------------------------------------
+
+    def _unreplicated(self, op: str, shortfalls: list[str], result: Any) -> Any:
+        message = (
+            f"{op} on {self.server} is done on the primary, but not acknowledged by enough replicas: "
+            f"{'; '.join(shortfalls)}; a failover now could undo it"
+        )
+        if self._raise_unreplicated:
+            raise CacheReplicationError(message, result=result)
+        self.unreplicated_invalidations += 1
+        logger.warning("rediscache: %s", message)
+        return result
 
     # -- invalidation ------------------------------------------------------------------------------
 
     async def _invalidate(self, op: str, index: bytes, prefixes: Sequence[bytes]) -> int:
         """Run the invalidate script on every shard, batch after batch, until the ranges are empty."""
+        shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
             removed = 0
-            args = (shard.entry_prefix, self._batch, index, self._channel, self.origin, *prefixes)
+            call: ScriptCall = (
+                _INVALIDATE,
+                shard.index_keys,
+                (shard.entry_prefix, self._batch, index, self._channel, self.origin, *prefixes),
+            )
             while True:
-                live, more = await self._transport.run(op, (_INVALIDATE, shard.index_keys, args))
+                try:
+                    live, more = await self._transport.run(op, shard.slot, call, again=None, durable=True)
+                except CacheReplicationError as error:
+                    shortfalls.append(str(error))
+                    live, more = error.result
                 removed += int(live)
                 if not more:
                     return removed
 
         await self._ready(op)
-        return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+        total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+        return self._unreplicated(op, shortfalls, total) if shortfalls else total
 
     async def delete_by_tags(self, tags: list[str]) -> int:
         prefixes = list(dict.fromkeys(member_prefix(tag) for tag in _require_tags(tags)))
@@ -479,38 +582,37 @@ class RedisCacheAdapter(CacheAdapter):
         matches = compile_glob(pattern)
         low = b"[" + prefix.encode()
         high = b"(" + prefix.encode() + b"\xff"  # UTF-8 never contains 0xff: the range covers the prefix
+        shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
             removed, start = 0, low
             while True:
                 page: list[bytes] = await self._transport.command(
-                    "delete_by_pattern",
-                    "ZRANGEBYLEX",
-                    shard.keys,
-                    start,
-                    high,
-                    "LIMIT",
-                    0,
-                    self._batch,
-                    route_key=shard.keys,
+                    "delete_by_pattern", shard.slot, b"ZRANGEBYLEX", shard.keys, start, high, b"LIMIT", 0, self._batch
                 )
                 hits = [fk for fk in page if matches(fk)]
                 if hits:
-                    removed += await self._delete_full_keys("delete_by_pattern", hits)
+                    try:
+                        removed += await self._delete_full_keys("delete_by_pattern", hits)
+                    except CacheReplicationError as error:
+                        shortfalls.append(str(error))
+                        removed += error.result
                 if len(page) < self._batch:
                     return removed
                 start = b"(" + page[-1]
 
         await self._ready("delete_by_pattern")
-        return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+        total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
+        return self._unreplicated("delete_by_pattern", shortfalls, total) if shortfalls else total
 
     # -- maintenance -------------------------------------------------------------------------------
 
     async def cleanup_expired(self) -> int:
         async def one_shard(shard: Shard) -> int:
             removed = 0
+            call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch,))
             while True:
-                count, more = await self._transport.run("cleanup_expired", (_CLEANUP, shard.index_keys, (self._batch,)))
+                count, more = await self._transport.run("cleanup_expired", shard.slot, call, again=None)
                 removed += int(count)
                 if not more:
                     return removed
@@ -521,7 +623,7 @@ class RedisCacheAdapter(CacheAdapter):
     async def get_stats(self) -> CacheStats:
         await self._ready("get_stats")
         replies = await self._transport.run_each(
-            "get_stats", [(_STATS, shard.index_keys, (self._batch,)) for shard in self._layout.shards]
+            "get_stats", [(shard.slot, (_STATS, shard.index_keys, (self._batch,))) for shard in self._layout.shards]
         )
         entries = hits = misses = size = 0
         oldest: int | None = None
@@ -545,32 +647,35 @@ class RedisCacheAdapter(CacheAdapter):
             oldest_entry=None if oldest is None else _ms(oldest),
             newest_entry=None if newest is None else _ms(newest),
             shards=self._layout.shard_count,
+            unreplicated_invalidations=self.unreplicated_invalidations,
         )
 
     # -- locks (for stampede protection across instances) --------------------------------------------
 
-    def _lock_key(self, name: str) -> bytes:
+    def _lock_key(self, name: str) -> tuple[Shard, bytes]:
         raw = _require_name("lock name", name).encode()
-        return self._layout.shard_of(raw).lock_key(raw)
+        shard = self._layout.shard_of(raw)
+        return shard, shard.lock_key(raw)
 
     async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
         """Take the lock ``name`` for ``ttl`` if nobody holds it (``SET NX PX``); ``token`` proves ownership.
 
         A holder that dies leaves the lock to expire after ``ttl``.
         """
-        key = self._lock_key(name)
+        shard, key = self._lock_key(name)
         ttl_ms = _ttl_ms(validate_ttl(ttl))
         await self._ready("try_lock")
         reply = await self._transport.command(
-            "try_lock", "SET", key, _require_name("token", token), "NX", "PX", ttl_ms, route_key=key
+            "try_lock", shard.slot, b"SET", key, _require_name("token", token), b"NX", b"PX", ttl_ms, again=None
         )
         return reply is not None and reply is not False
 
     async def unlock(self, name: str, token: str) -> bool:
         """Release the lock if ``token`` still holds it; ``False`` if it expired or another holder took it."""
-        key = self._lock_key(name)
+        shard, key = self._lock_key(name)
         await self._ready("unlock")
-        return bool(await self._transport.run("unlock", (_UNLOCK, (key,), (_require_name("token", token),))))
+        call: ScriptCall = (_UNLOCK, (key,), (_require_name("token", token),))
+        return bool(await self._transport.run("unlock", shard.slot, call, again=None))
 
     async def close(self) -> None:
         if not self._closed:

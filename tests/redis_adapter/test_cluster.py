@@ -13,7 +13,7 @@ from support.proxy import CountingProxy
 from support.redis_servers import RedisCluster
 
 from rediscache import CacheKey, RedisCacheAdapter
-from rediscache._layout import Layout
+from rediscache.redis.layout import Layout
 
 pytestmark = pytest.mark.cluster
 
@@ -118,3 +118,17 @@ async def test_get_many_is_one_round_trip_per_node(
 
     assert [entry.value if entry else None for entry in entries] == list(range(100))
     assert [proxy.round_trips for proxy in proxies] == [1, 1, 1]
+
+
+async def test_the_shards_of_any_prefix_spread_evenly_over_the_masters(
+    cluster_cache: RedisCacheAdapter, redis_cluster: RedisCluster
+) -> None:
+    from rediscache.redis.cluster import ClusterTransport
+
+    await cluster_cache.get(CacheKey(key="warm-up"))  # reads the slot map
+    transport = cluster_cache.transport
+    assert isinstance(transport, ClusterTransport)
+    for prefix in ("inv", "app", "rediscache", cluster_cache.key_prefix):
+        spread = transport.describe_spread([shard.slot for shard in Layout(prefix, 16).shards])
+        assert len(spread) == len(redis_cluster.nodes), spread
+        assert max(spread.values()) / min(spread.values()) <= 6 / 5, (prefix, spread)

@@ -8,7 +8,7 @@ from support.factories import MakeAdapter
 from support.redis_servers import RedisServer
 
 from rediscache import CacheKey
-from rediscache._layout import Layout
+from rediscache.redis.layout import Layout
 
 
 async def test_a_large_value_is_stored_compressed_and_round_trips(

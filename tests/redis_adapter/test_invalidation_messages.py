@@ -12,7 +12,7 @@ import redis.asyncio
 from support.redis_servers import RedisServer
 
 from rediscache import CacheKey, RedisCacheAdapter
-from rediscache._layout import Layout
+from rediscache.redis.layout import Layout
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,7 @@ from support.factories import MakeAdapter
 from support.redis_servers import RedisServer
 
 from rediscache import CacheKey, RedisCacheAdapter, SerializationError
-from rediscache._layout import Layout
+from rediscache.redis.layout import Layout
 
 SECRET = "test-secret"
 

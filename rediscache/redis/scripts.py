@@ -31,7 +31,7 @@ def lua_dir() -> Path:
     packaged = resources.files("rediscache") / "lua"
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parent.parent / "lua"
+    checkout = Path(__file__).resolve().parents[2] / "lua"
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError(f"rediscache's Lua scripts are missing: looked in {packaged} and {checkout}")

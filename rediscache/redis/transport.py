@@ -1,0 +1,441 @@
+"""How commands reach Redis: the small base class both transports share, and one server's link.
+
+A transport gives the adapter a few calls (run a script on a shard, run many in one round trip per
+node, send a plain command) and takes care of what redis-py leaves to its users:
+
+- **one guard, outermost**: every call runs inside :func:`map_exceptions`, so nothing but
+  ``CacheError`` leaves, whatever the lower library raised;
+- **deadlines in layers** (:mod:`.options`): a budget per call (``operation_timeout``) covering
+  the wait for a connection, each attempt (``socket_timeout``, kept by one :class:`Watchdog`) and
+  the retries; opening a connection has ``connect_timeout`` and is not charged to the budget;
+- **retries that never change an answer**: a request that was never sent, or that an error answer
+  says did not run (a redirection, ``TRYAGAIN``, ``CLUSTERDOWN``, ``LOADING``, ``NOSCRIPT``), is
+  sent again within the budget; one that may have reached the server is sent again only as its
+  caller's ``again`` form (the same command when it is idempotent, a read-only variant for a read
+  that counts, nothing for a delete whose answer would change);
+- scripts go out as ``EVALSHA`` and are loaded when the server answers ``NOSCRIPT`` (a restart, a
+  failover, ``SCRIPT FLUSH``);
+- invalidations can wait for replicas (``WAIT`` on the same connection, in the same round trip).
+
+The single-server transport is in :mod:`.standalone`, the cluster's in :mod:`.cluster`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from redis import exceptions as rex
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from rediscache._exceptions import CacheConnectionError, CacheReplicationError
+from rediscache.redis.errors import Redirect, classify, map_exceptions, redirect_target, reraise
+from rediscache.redis.options import ConnectionOptions
+from rediscache.redis.pool import Pool
+from rediscache.redis.scripts import Script
+from rediscache.redis.watchdog import Watchdog
+
+_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack  # C packer: several times faster than redis-py's own
+except ImportError:  # pragma: no cover - hiredis is an optional extra
+    _pack = None
+
+__all__ = ["AttemptError", "Budget", "Node", "ScriptCall", "Transport", "evalsha", "redact"]
+
+# (script, keys, args)
+ScriptCall = tuple[Script, Sequence[bytes], Sequence[Any]]
+Command = tuple[Any, ...]
+#: ``again`` of a call: the command to send when an earlier send may have reached the server.
+#: ``True``: the same (idempotent); ``None``: none (surface the error).
+Again = Command | Literal[True] | None
+
+# Redirections and waits one call may follow before giving up (within its budget anyway).
+_MAX_HOPS = 16
+
+
+def evalsha(call: ScriptCall) -> Command:
+    script, keys, args = call
+    return (b"EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def subscriber_client(connection_class: type[Any], connection_kwargs: dict[str, Any]) -> Redis:
+    """A client for pub/sub with the command pool's settings, but no retries: redis-py would
+    otherwise reconnect and resubscribe silently, and the messages sent meanwhile would be lost
+    without the listener knowing."""
+    kwargs = {**connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+    kwargs.pop("socket_timeout", None)
+    return Redis.from_pool(ConnectionPool(connection_class=connection_class, **kwargs))
+
+
+class Budget:
+    """What is left of one call's ``operation_timeout``."""
+
+    __slots__ = ("end",)
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left: float = self.end - time.monotonic()
+        return left
+
+    def give_back(self, seconds: float) -> None:
+        """Time spent opening a connection is not charged to the call."""
+        self.end += seconds
+
+
+class AttemptError(Exception):
+    """One attempt failed; ``sent`` says whether the request may have reached the server."""
+
+    def __init__(self, cause: BaseException, *, sent: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.sent = sent
+
+
+class Node:
+    """One server: its connections, and one exchange of commands with a deadline."""
+
+    def __init__(self, name: str, pool: Pool, watchdog: Watchdog, options: ConnectionOptions) -> None:
+        self.name = name
+        self.pool = pool
+        self.replicas = 0  # known replicas, for WAIT
+        self._watchdog = watchdog
+        self._socket_timeout = options.socket_timeout
+        self._pool_wait = options.pool_wait
+
+    async def exchange(self, commands: Sequence[Command], budget: Budget) -> list[Any]:
+        """Send ``commands`` in one write and read their answers; an error answer is returned as
+        the exception, not raised. Raises :class:`AttemptError`."""
+        wait = min(self._pool_wait, budget.remaining())
+        if wait <= 0:
+            raise AttemptError(TimeoutError("the call's operation_timeout ran out"), sent=False)
+        try:
+            conn, connecting = await self.pool.acquire(wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise AttemptError(exc, sent=False) from exc
+        budget.give_back(connecting)
+        timeout = min(self._socket_timeout * (1 + len(commands) / 1000), max(budget.remaining(), 0.001))
+        task = self._watchdog.start(timeout)
+        try:
+            if _pack is not None:
+                await conn.send_packed_command([b"".join([_pack(args) for args in commands])])
+            else:  # pragma: no cover - hiredis is installed wherever the suite runs
+                await conn.send_packed_command(conn.pack_commands(commands))
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(await conn.read_response())
+                except rex.ResponseError as error:
+                    answers.append(error)
+        except asyncio.CancelledError:
+            self._watchdog.stop(task)
+            await self.pool.discard(conn)  # it may hold an unread answer
+            if self._watchdog.expired(task):
+                raise AttemptError(TimeoutError(f"no answer within {timeout:.3g} s"), sent=True) from None
+            raise
+        except Exception as exc:
+            self._watchdog.stop(task)
+            await self.pool.discard(conn)
+            raise AttemptError(exc, sent=True) from exc
+        self._watchdog.stop(task)
+        await self.pool.release(conn)
+        return answers
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _short(acked: Any, wanted: int) -> bool:
+    """Whether a ``WAIT`` answer is short of ``wanted`` (an error answer, say a user without WAIT, is)."""
+    return isinstance(acked, Exception) or int(acked) < wanted
+
+
+def _acked(answer: Any) -> str:
+    return f"none ({answer})" if isinstance(answer, Exception) else str(answer)
+
+
+def _backoff(step: int) -> float:
+    return min(0.025 * 2.0**step, 0.25)
+
+
+class Transport(ABC):
+    """The calls the Redis adapter makes. ``server`` names the server in error messages.
+
+    Subclasses say which node serves a slot, and what to do when a node failed or a slot moved.
+    """
+
+    server: str
+
+    def __init__(self, options: ConnectionOptions, *, wait_for_replicas: int | None, replica_timeout: float) -> None:
+        self.options = options
+        self._watchdog = Watchdog(period=min(0.05, options.socket_timeout / 10))
+        # None: WAIT for 1 replica on nodes that have replicas; 0: never; n: always n.
+        self._wait_for = wait_for_replicas
+        self._wait_ms = max(1, round(replica_timeout * 1000))
+
+    # -- what subclasses provide --------------------------------------------------------------------
+
+    @abstractmethod
+    async def node_for(self, slot: int) -> Node:
+        """The primary serving ``slot``."""
+
+    @abstractmethod
+    async def primaries(self) -> list[Node]: ...
+
+    def node_at(self, host: str, port: int) -> Node:
+        """The node at an address a redirection named (cluster only)."""
+        raise CacheConnectionError(f"{self.server} redirected a command to {host}:{port}, but it is not a cluster")
+
+    # A single server has no map to keep: these do nothing there.
+
+    def node_failed(self, node: Node, failure: AttemptError) -> None:  # noqa: B027
+        """A node did not answer: the cluster refreshes its map."""
+
+    def slot_moved(self, slot: int, node: Node) -> None:  # noqa: B027
+        """``MOVED``: the slot lives on ``node`` now."""
+
+    async def topology_changed(self) -> None:  # noqa: B027
+        """``READONLY`` or ``CLUSTERDOWN``: the map may be stale (refresh it before the next try)."""
+
+    @abstractmethod
+    async def subscriber(self) -> Redis:
+        """A new client of its own for pub/sub (the caller closes it). On a cluster, a client of one
+        primary: a classic PUBLISH reaches every node, so one subscription hears the whole cluster."""
+
+    async def close(self) -> None:
+        self._watchdog.close()
+
+    # -- the calls ----------------------------------------------------------------------------------
+
+    async def run(
+        self, op: str, slot: int, call: ScriptCall, *, again: Again | ScriptCall = True, durable: bool = False
+    ) -> Any:
+        """Run one script on the node of ``slot``. ``again``: see :data:`Again` (a ``ScriptCall``
+        is sent as ``EVALSHA``). ``durable``: wait for replicas afterwards."""
+        scripts: tuple[Script, ...] = (call[0],)
+        if isinstance(again, tuple) and again and isinstance(again[0], Script):
+            scripts += (again[0],)
+            again = evalsha(again)
+        try:
+            return await self._call(slot, evalsha(call), again, scripts, durable)
+        except Exception as exc:
+            reraise(op, self.server, exc)
+
+    async def command(self, op: str, slot: int, *args: Any, again: Again = True) -> Any:
+        """A plain command on the node of ``slot``."""
+        try:
+            return await self._call(slot, args, again, (), False)
+        except Exception as exc:
+            reraise(op, self.server, exc)
+
+    async def run_each(self, op: str, calls: Sequence[tuple[int, ScriptCall]], *, again: bool = True) -> list[Any]:
+        """Run scripts that must each be a call of their own, all at once."""
+        return list(
+            await asyncio.gather(*(self.run(op, slot, call, again=True if again else None) for slot, call in calls))
+        )
+
+    async def run_many(
+        self,
+        op: str,
+        calls: Sequence[tuple[int, ScriptCall]],
+        *,
+        again: bool | Sequence[ScriptCall] = True,
+        durable: bool = False,
+    ) -> list[Any]:
+        """Run many scripts, one round trip per node; results in order. ``again``: ``True`` when the
+        scripts are idempotent, ``False`` when none may be sent twice, or their read-only forms."""
+        if not calls:
+            return []
+        with map_exceptions(op, self.server):
+            return await self._call_many(calls, again, durable)
+
+    async def primaries_command(self, op: str, *args: Any) -> list[Any]:
+        """An idempotent command sent to every primary; one answer each."""
+        with map_exceptions(op, self.server):
+            nodes = await self.primaries()
+            return list(await asyncio.gather(*(self._call_on(node, args) for node in nodes)))
+
+    async def load_scripts(self, op: str, scripts: Sequence[Script]) -> None:
+        """Load scripts on every primary up front, so the first calls don't all meet NOSCRIPT at once."""
+        with map_exceptions(op, self.server):
+            nodes = await self.primaries()
+            await asyncio.gather(*(self._load(node, scripts, Budget(self.options.operation_timeout)) for node in nodes))
+
+    # -- how --------------------------------------------------------------------------------------------
+
+    def _wait_count(self, node: Node) -> int:
+        if self._wait_for is None:
+            return 1 if node.replicas else 0
+        return self._wait_for
+
+    async def _call(
+        self, slot: int, command: Command, again: Again, scripts: tuple[Script, ...], durable: bool, sent: bool = False
+    ) -> Any:
+        """One command, with redirections, waits and retries, within one budget."""
+        budget = Budget(self.options.operation_timeout)
+        failures = hops = 0
+        asking: Node | None = None
+        while True:
+            node = asking if asking is not None else await self.node_for(slot)
+            current = command if not sent else (command if again is True else again)
+            assert current is not None
+            wire: list[Command] = [current]
+            if asking is not None:
+                wire.insert(0, (b"ASKING",))
+            waiting = self._wait_count(node) if durable else 0
+            if waiting:
+                wire.append((b"WAIT", waiting, self._wait_ms))
+            try:
+                answers = await node.exchange(wire, budget)
+            except AttemptError as failure:
+                self.node_failed(node, failure)
+                if failure.sent:
+                    if again is None:
+                        raise failure.cause from None
+                    sent = True
+                failures += 1
+                if failures > self.options.retries or budget.remaining() <= 0:
+                    raise failure.cause from None
+                await asyncio.sleep(min(_backoff(failures), max(budget.remaining(), 0)))
+                asking = None
+                continue
+            answer = answers[1] if asking is not None else answers[0]
+            asking = None
+            kind = classify(answer)
+            if kind is None:
+                if isinstance(answer, Exception):
+                    raise answer
+                if waiting and _short(answers[-1], waiting):
+                    raise CacheReplicationError(
+                        f"{node.name}: {_acked(answers[-1])} of {waiting} replica(s) acknowledged within "
+                        f"{self._wait_ms} ms",
+                        result=answer,
+                    )
+                return answer
+            hops += 1
+            if hops > _MAX_HOPS or budget.remaining() <= 0:
+                raise answer
+            if kind is Redirect.NOSCRIPT:
+                await self._load(node, scripts, budget)
+            elif kind is Redirect.MOVED:
+                _, host, port = redirect_target(answer)
+                self.slot_moved(slot, self.node_at(host, port))
+            elif kind is Redirect.ASK:
+                _, host, port = redirect_target(answer)
+                asking = self.node_at(host, port)
+            else:
+                if kind is Redirect.REFRESH or "CLUSTERDOWN" in str(answer):
+                    await self.topology_changed()
+                await asyncio.sleep(min(_backoff(hops), max(budget.remaining(), 0)))
+
+    async def _call_on(self, node: Node, command: Command) -> Any:
+        """An idempotent command on one given node (admin commands: INFO, CONFIG GET, SCRIPT LOAD)."""
+        budget = Budget(self.options.operation_timeout)
+        failures = 0
+        while True:
+            try:
+                (answer,) = await node.exchange([command], budget)
+            except AttemptError as failure:
+                failures += 1
+                if failures > self.options.retries or budget.remaining() <= 0:
+                    raise failure.cause from None
+                await asyncio.sleep(min(_backoff(failures), max(budget.remaining(), 0)))
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    async def _load(self, node: Node, scripts: Sequence[Script], budget: Budget) -> None:
+        if not scripts:
+            return
+        for answer in await node.exchange([(b"SCRIPT", b"LOAD", script.source) for script in scripts], budget):
+            if isinstance(answer, Exception):
+                raise answer
+
+    async def _call_many(
+        self, calls: Sequence[tuple[int, ScriptCall]], again: bool | Sequence[ScriptCall], durable: bool
+    ) -> list[Any]:
+        by_node: dict[Node, list[int]] = defaultdict(list)
+        for i, (slot, _) in enumerate(calls):
+            by_node[await self.node_for(slot)].append(i)
+        results: list[Any] = [None] * len(calls)
+        unreplicated: list[str] = []
+
+        def again_of(i: int) -> Again:
+            if again is True:
+                return True
+            if again is False:
+                return None
+            return evalsha(again[i])
+
+        async def one_node(node: Node, indexes: list[int]) -> None:
+            budget = Budget(self.options.operation_timeout)
+            wire = [evalsha(calls[i][1]) for i in indexes]
+            waiting = self._wait_count(node) if durable else 0
+            if waiting:
+                wire.append((b"WAIT", waiting, self._wait_ms))
+            redo: list[tuple[int, bool]] = []
+            try:
+                answers = await node.exchange(wire, budget)
+            except AttemptError as failure:
+                self.node_failed(node, failure)
+                if failure.sent and again is False:
+                    raise failure.cause from None
+                redo = [(i, failure.sent) for i in indexes]
+            else:
+                if waiting and _short(answers[-1], waiting):
+                    unreplicated.append(f"{node.name}: {_acked(answers[-1])} of {waiting} replica(s)")
+                for i, answer in zip(indexes, answers, strict=False):
+                    if classify(answer) is None:
+                        results[i] = answer
+                    else:
+                        redo.append((i, False))  # it did not run: the single-call path follows it
+            if redo:
+                # What did not run, or may not have: one call each, with its own redirections and retries.
+                answers = await asyncio.gather(
+                    *(self._redo(calls[i], again_of(i), durable, sent, unreplicated) for i, sent in redo)
+                )
+                for (i, _), answer in zip(redo, answers, strict=True):
+                    results[i] = answer
+
+        await asyncio.gather(*(one_node(node, indexes) for node, indexes in by_node.items()))
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        if unreplicated:
+            raise CacheReplicationError(
+                f"{'; '.join(unreplicated)} acknowledged within {self._wait_ms} ms", result=results
+            )
+        return results
+
+    async def _redo(
+        self, item: tuple[int, ScriptCall], again: Again, durable: bool, sent: bool, unreplicated: list[str]
+    ) -> Any:
+        slot, call = item
+        try:
+            return await self._call(slot, evalsha(call), again, (call[0],), durable, sent=sent)
+        except CacheReplicationError as error:
+            unreplicated.append(str(error))
+            return error.result
