@@ -396,13 +396,22 @@ class ClusterOps:
 
     # -- resharding ---------------------------------------------------------------------------------
 
-    def move_slot(self, slot: int, target: RedisServer, *, batch: int = 10, pause: float = 0.02) -> Moved:
+    def move_slot(
+        self,
+        slot: int,
+        target: RedisServer,
+        *,
+        batch: int = 10,
+        pause: float = 0.02,
+        last: Callable[[bytes], bool] | None = None,
+    ) -> Moved:
         """Move ``slot`` to ``target`` as redis-cli's reshard does, slowly enough for load to hit it.
 
         IMPORTING on the target, MIGRATING on the source, ``MIGRATE ... KEYS`` of ``batch`` keys at a
         time with ``pause`` seconds in between (clients meanwhile get ASK and TRYAGAIN answers), then
-        ``SETSLOT NODE`` on the target, the source and every other master. Checks that the source
-        kept no key of the slot and that every live node names the target as its owner.
+        ``SETSLOT NODE`` on the target, the source and every other master. Keys for which ``last``
+        is true move after all the others (a resharding tool may move a slot's keys in any order).
+        Checks that the source kept no key of the slot and that every live node names the target.
         """
         source = self.slot_owner(slot)
         if source is target:
@@ -414,9 +423,11 @@ class ClusterOps:
         moved = batches = 0
         deadline = started + SETTLE_TIMEOUT
         while time.monotonic() < deadline:
-            keys = self.call(source, "CLUSTER", "GETKEYSINSLOT", slot, batch, decode=False)
-            if not keys:
+            present = self.call(source, "CLUSTER", "GETKEYSINSLOT", slot, 100_000, decode=False)
+            if not present:
                 break
+            early = [key for key in present if last is None or not last(key)]
+            keys = (early or present)[:batch]
             answer = self.call(
                 source, "MIGRATE", target.host, target.port, "", 0, MIGRATE_TIMEOUT_MS, "KEYS", *keys, decode=False
             )

@@ -143,6 +143,14 @@ class LoadRun:
             worst = max(worst, high)
         return worst
 
+    def disagreements(self) -> list[str]:
+        """Keys whose final reads differ between instances (each instance reads each key once)."""
+        finals: dict[str, dict[str, int | None]] = {}
+        for read in self.reads:
+            if read.final:
+                finals.setdefault(read.key, {})[read.adapter.label] = read.value
+        return [f"{key!r}: {seen}" for key, seen in finals.items() if len(set(seen.values())) > 1]
+
     def stale_reads(self, *, final: bool | None = None, doubtful: Callable[[Op], bool] | None = None) -> list[str]:
         """Reads that returned what the key could not hold then (``final``: only the reads made after,
         or only those during, the load; ``doubtful``: acknowledged ops to treat as maybe-not-done)."""
@@ -221,7 +229,8 @@ class Workload:
                 return
             if n % INVALIDATE_EVERY == 0:
                 # Through either instance: each hybrid must also drop its copies on the other's message.
-                await self._invalidate(worker, worker.writer if (n // INVALIDATE_EVERY) % 2 else worker.reader)
+                via = worker.writer if (n // INVALIDATE_EVERY) % 2 else worker.reader
+                await self._invalidate(worker, via, n // (2 * INVALIDATE_EVERY))
             else:
                 await self._set(worker, worker.keys[n % len(worker.keys)])
             await asyncio.sleep(WRITE_PACE)
@@ -247,9 +256,12 @@ class Workload:
             Op(key.full_key, "set", value, worker.writer.label, start, time.monotonic(), acked)
         )
 
-    async def _invalidate(self, worker: Worker, via: Labeled) -> None:
+    async def _invalidate(self, worker: Worker, via: Labeled, n: int) -> None:
+        # Every key carries the worker's tag and one of two half tags: both calls cover all of them, the
+        # second with two index ranges in one script per shard.
+        tags = [worker.name] if n % 2 else [f"{worker.name}.0", f"{worker.name}.1"]
         start = time.monotonic()
-        acked = await self._call(via, "delete_by_tags", via.adapter.delete_by_tags([worker.name]))
+        acked = await self._call(via, "delete_by_tags", via.adapter.delete_by_tags(tags))
         end = time.monotonic()
         for key in worker.keys:
             self.run_data.history[key.full_key].append(
@@ -318,6 +330,12 @@ def layout_of(adapter: Any) -> Any:
 
 def shard_slot(adapter: Any, number: int) -> int:
     return slot_of(layout_of(adapter).shards[number].ledger)
+
+
+def worker_keys(adapter: Any, name: str, shards: Sequence[int]) -> list[CacheKey]:
+    """A worker's keys on ``shards``: tagged with ``name`` and, alternately, ``name.0`` or ``name.1``."""
+    keys = keys_on_shards(adapter, name, shards)
+    return [CacheKey(key=key.key, tags=[name, f"{name}.{i % 2}"]) for i, key in enumerate(keys)]
 
 
 def keys_on_shards(adapter: Any, name: str, shards: Sequence[int], tags: Sequence[str] = ()) -> list[CacheKey]:

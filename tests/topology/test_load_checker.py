@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 from support.cluster_ops import ClusterOps
 
-from ._load import HYBRID_PROPAGATION, Labeled, LoadRun, Op, Read, Worker, Workload, keys_on_shards, open_adapter
+from ._load import HYBRID_PROPAGATION, Labeled, LoadRun, Op, Read, Worker, Workload, open_adapter, worker_keys
 
 PLAIN = Labeled("redis-b", None)
 HYBRID = Labeled("hybrid-b", None)
@@ -77,7 +77,7 @@ async def test_the_load_sees_an_l1_copy_that_a_silent_writer_left_stale(healthy_
     silent = await open_adapter("redis", healthy_topology.cluster.url, prefix, publish_invalidations=False)
     hybrid = await open_adapter("hybrid", healthy_topology.cluster.url, prefix)
     try:
-        keys = keys_on_shards(silent, "w0", [0, 5, 10], tags=["w0"])
+        keys = worker_keys(silent, "w0", [0, 5, 10])
         worker = Worker("w0", Labeled("redis-a", silent), Labeled("hybrid-b", hybrid), keys)
 
         async def nothing() -> Any:
