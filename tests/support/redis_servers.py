@@ -1,4 +1,5 @@
-"""Real Redis servers for the test-suite: one standalone server and one 3-master Redis Cluster.
+"""Real Redis servers for the test-suite: one standalone server and one 3-master Redis Cluster
+(and, for the topology tests, private clusters with replicas: :func:`local_cluster_with_replicas`).
 
 Where the servers come from, in order of preference:
 
@@ -28,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ CLUSTER_SLOTS = 16384
 CLUSTER_MASTERS = 3
 CLUSTER_BUS_PORT_OFFSET = 10000  # Redis Cluster's node-to-node bus listens on port + 10000.
 CLUSTER_READY_TIMEOUT = 30.0
+CLUSTER_NODE_TIMEOUT_MS = 5000
 SERVER_READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 PORT_ATTEMPTS = 5
@@ -182,11 +184,17 @@ class RedisServer:
 
 @dataclass(eq=False)
 class RedisCluster:
-    """A Redis Cluster; ``url`` is one of its nodes, ``nodes`` are its masters."""
+    """A Redis Cluster; ``url`` is one of its nodes, ``nodes`` are its masters.
+
+    A cluster made with replicas (:func:`local_cluster_with_replicas`) lists them in ``replicas``;
+    both lists say what the roles were at creation: a failover swaps them without updating these.
+    """
 
     url: str
     owned: bool
     nodes: list[RedisServer]
+    replicas: list[RedisServer] = field(default_factory=list)
+    node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS
 
 
 def ping(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -347,7 +355,112 @@ def local_cluster() -> Iterator[RedisCluster]:
         yield RedisCluster(url=servers[0].url, owned=True, nodes=list(servers))
 
 
-def start_local_server(workdir: Path, *, cluster: bool) -> RedisServer:
+# Replicas of the topology tests' clusters: a full sync starts at once (Redis 7 waits 5 s by default
+# for more replicas to share a diskless transfer), so a restarted node catches up in well under a second.
+REPLICA_SERVER_ARGS = ("--repl-diskless-sync-delay", "0")
+
+
+@contextmanager
+def local_cluster_with_replicas(
+    masters: int = CLUSTER_MASTERS, replicas_per_master: int = 1, node_timeout_ms: int = 1500
+) -> Iterator[RedisCluster]:
+    """A private cluster of ``masters`` masters with ``replicas_per_master`` replicas each, for tests that
+    fail nodes over, kill, freeze and reshard them.
+
+    It is returned once every node reports ``cluster_state:ok`` and knows every other node, and every
+    replica's link to its master is up and caught up with the master's replication offset. A short
+    ``node_timeout_ms`` makes automatic failovers quick (a dead master is replaced within about
+    ``node_timeout + 1 s``).
+    """
+    with _throwaway_processes("replicated-cluster") as (workdir, servers):
+        for _ in range(masters * (1 + replicas_per_master)):
+            servers.append(
+                start_local_server(
+                    workdir, cluster=True, node_timeout_ms=node_timeout_ms, extra_args=REPLICA_SERVER_ARGS
+                )
+            )
+        _create_cluster([server.address for server in servers], replicas=replicas_per_master)
+        wait_for_cluster(servers)
+        wait_for_replicas(servers, masters * replicas_per_master)
+        _wait_for_replicas_known(servers, masters * replicas_per_master)
+        roles = {server.address: _replication_info(server).get("role") for server in servers}
+        yield RedisCluster(
+            url=servers[0].url,
+            owned=True,
+            nodes=[server for server in servers if roles[server.address] == "master"],
+            replicas=[server for server in servers if roles[server.address] == "slave"],
+            node_timeout_ms=node_timeout_ms,
+        )
+
+
+def wait_for_replicas(nodes: list[RedisServer], replicas: int, timeout: float = CLUSTER_READY_TIMEOUT) -> None:
+    """Wait until ``replicas`` of ``nodes`` are replicas whose link is up and whose offset reached the
+    offset their master had just before (so a replica that keeps up with its master always passes)."""
+    deadline = time.monotonic() + timeout
+    infos: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        infos = {node.address: _replication_info(node) for node in nodes}
+        in_sync = 0
+        for node in nodes:
+            if infos[node.address].get("role") != "slave":
+                continue
+            info = _replication_info(node)  # read after its master's, so the comparison is fair
+            master = infos.get(f"{info.get('master_host')}:{info.get('master_port')}", {})
+            if (
+                info.get("master_link_status") == "up"
+                and master.get("role") == "master"
+                and int(info.get("slave_repl_offset", -1)) >= int(master.get("master_repl_offset", 1 << 62))
+            ):
+                in_sync += 1
+        if in_sync >= replicas:
+            return
+        time.sleep(0.05)
+    raise RedisStartError(f"{replicas} replicas not in sync after {timeout}s; INFO replication per node: {infos}")
+
+
+def _wait_for_replicas_known(nodes: list[RedisServer], replicas: int, timeout: float = CLUSTER_READY_TIMEOUT) -> None:
+    """Wait until every node's CLUSTER NODES shows ``replicas`` replicas, each with its master: a
+    replica's link can be up before the gossip has told every node whose replica it is."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        seen = {node.address: _known_replicas(node) for node in nodes}
+        if all(count == replicas for count in seen.values()):
+            return
+        time.sleep(0.05)
+    raise RedisStartError(f"nodes do not all know the {replicas} replicas after {timeout}s: {seen}")
+
+
+def _known_replicas(node: RedisServer) -> int:
+    client = _admin_client(node.url, timeout=1)
+    try:
+        text = str(client.execute_command("CLUSTER", "NODES"))  # a raw string, one line per node
+    except (redis.RedisError, OSError):
+        return -1
+    finally:
+        client.close()
+    lines = [line.split() for line in text.strip().splitlines()]
+    return sum("slave" in fields[2].split(",") and fields[3] != "-" for fields in lines)
+
+
+def _replication_info(node: RedisServer) -> dict[str, str]:
+    client = _admin_client(node.url, timeout=1)
+    try:
+        info: dict[str, Any] = client.info("replication")
+    except (redis.RedisError, OSError) as exc:
+        return {"error": str(exc)}
+    finally:
+        client.close()
+    return {key: str(value) for key, value in info.items()}
+
+
+def start_local_server(
+    workdir: Path,
+    *,
+    cluster: bool,
+    node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS,
+    extra_args: tuple[str, ...] = (),
+) -> RedisServer:
     """Start a redis-server on a free port, retrying when another process grabs the port first."""
     error: RedisStartError | None = None
     for _ in range(PORT_ATTEMPTS):
@@ -359,7 +472,7 @@ def start_local_server(workdir: Path, *, cluster: bool) -> RedisServer:
             owned=True,
             host=LOCALHOST,
             port=port,
-            argv=tuple(_server_argv(port, node_dir, cluster=cluster)),
+            argv=(*_server_argv(port, node_dir, cluster=cluster, node_timeout_ms=node_timeout_ms), *extra_args),
             workdir=node_dir,
         )
         try:
@@ -372,7 +485,9 @@ def start_local_server(workdir: Path, *, cluster: bool) -> RedisServer:
     raise RedisStartError(f"no free port after {PORT_ATTEMPTS} attempts") from error
 
 
-def _server_argv(port: int, workdir: Path, *, cluster: bool) -> list[str]:
+def _server_argv(
+    port: int, workdir: Path, *, cluster: bool, node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS
+) -> list[str]:
     argv = [
         "redis-server",
         "--port", str(port),
@@ -389,7 +504,7 @@ def _server_argv(port: int, workdir: Path, *, cluster: bool) -> list[str]:
         argv += [
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(workdir / "nodes.conf"),
-            "--cluster-node-timeout", "5000",
+            "--cluster-node-timeout", str(node_timeout_ms),
         ]  # fmt: skip
     return argv
 
@@ -431,8 +546,8 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def _create_cluster(addresses: list[str]) -> None:
-    command = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+def _create_cluster(addresses: list[str], replicas: int = 0) -> None:
+    command = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=CLUSTER_READY_TIMEOUT)
     if result.returncode != 0:
         raise RedisStartError(f"`{' '.join(command)}` failed:\n{result.stdout}\n{result.stderr}")
