@@ -1,9 +1,9 @@
 -- cleanup: one bounded step of maintenance: unindex up to one batch of expired entries (Redis
 -- already dropped their entry strings), then reconcile up to one batch of the key index with the
 -- entries: a member whose entry string is gone (evicted under maxmemory, or deleted behind the
--- cache's back) is unindexed. The reconciliation resumes where the last call stopped (a cursor in
--- the stats hash), so repeated calls walk the whole index and start over.
--- KEYS[1..8] shard keys M K X C T N S G
+-- cache's back) is unindexed. The reconciliation resumes where the last call stopped (a ZSCAN
+-- cursor in the stats hash), so repeated calls walk the whole index and start over.
+-- KEYS[1..6] shard keys M K T N S G
 -- ARGV[1] batch size   ARGV[2] entry key prefix 'P:{T}:L:e:'
 -- Returns {expired entries unindexed, more expired left (1/0), vanished entries unindexed, walk done (1/0)}.
 --
@@ -18,16 +18,15 @@ if more then
     return {removed, 1, 0, 0}
 end
 
-local cursor = redis.call('HGET', S, 'cursor')
-local low = cursor and ('(' .. cursor) or '-'
-local page = redis.call('ZRANGEBYLEX', K, low, '(' .. SENTINEL, 'LIMIT', 0, batch)
+local step = redis.call('ZSCAN', K, redis.call('HGET', S, 'cursor') or '0', 'COUNT', batch)
+local cursor, page = step[1], step[2]
 local gone, vanished = {}, 0
-for i = 1, #page do
-    if redis.call('EXISTS', entry_prefix .. page[i]) == 0 then
-        gone[#gone + 1] = page[i]
+for i = 1, #page, 2 do
+    local fk = page[i]
+    if fk ~= SENTINEL and redis.call('EXISTS', entry_prefix .. fk) == 0 then
+        gone[#gone + 1] = fk
         -- Gone before its expiry (or without one): evicted. Otherwise it just expired.
-        local expiry = redis.call('ZSCORE', X, page[i])
-        if expiry and tonumber(expiry) <= now then
+        if (tonumber(page[i + 1]) or math.huge) <= now then
             removed = removed + 1
         else
             vanished = vanished + 1
@@ -38,10 +37,9 @@ local strays = unindex_many(gone)
 if #strays > 0 then
     call_sliced('ZREM', K, strays)
 end
-local done = #page < batch
-if done then
+if cursor == '0' then
     redis.call('HDEL', S, 'cursor')
 else
-    redis.call('HSET', S, 'cursor', page[#page])
+    redis.call('HSET', S, 'cursor', cursor)
 end
-return {removed, 0, vanished, done and 1 or 0}
+return {removed, 0, vanished, cursor == '0' and 1 or 0}

@@ -28,19 +28,29 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis, RedisCluster
 
 from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, UndecodablePayload
-from rediscache._glob import compile_glob, literal_prefix
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
 from rediscache.redis.accounting import Accounting
 from rediscache.redis.cluster import ClusterTransport
-from rediscache.redis.layout import ENTRY_HEADER_SIZE, Layout, Shard, StoredEntry, decode_entry, member_prefix
+from rediscache.redis.layout import (
+    ENTRY_HEADER_SIZE,
+    SENTINEL,
+    Layout,
+    Shard,
+    StoredEntry,
+    decode_entry,
+    member_prefix,
+)
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.scripts import script
 from rediscache.redis.standalone import StandaloneTransport
 from rediscache.redis.transport import ScriptCall, Transport, redact
 from rediscache.serialization import Codec, make_codec
 
-__all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
+__all__ = ["ACL_COMMANDS", "STATS_SAMPLE", "RedisCacheAdapter"]
+
+#: Entries per shard whose created time ``get_stats`` reads for ``oldest_entry``/``newest_entry``.
+STATS_SAMPLE = 64
 
 logger = logging.getLogger("rediscache")
 
@@ -54,17 +64,16 @@ _UNLOCK = script("unlock")
 _SET_MANY = script("set_many")
 _FLUSH = script("flush")
 _ALL_SCRIPTS = (_SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _FLUSH, _UNLOCK)
-_GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
 #: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` and ``INFO`` are
 #: optional: without them the eviction-policy check is skipped and ``wait_for_replicas="auto"``
 #: sees no replica on a single server; ``CLUSTER SLOTS`` is needed on a cluster).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "mget", "zrangebylex", "set", "subscribe", "ping", "wait",  # sent by the client
-    "cluster|slots",
-    "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange",  # in scripts
-    "time", "touch", "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
+    "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ping", "wait", "cluster|slots",  # client
+    "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # scripts
+    "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem", "zscan",
+    "publish",
 )  # fmt: skip
 
 
@@ -102,12 +111,6 @@ def _require_tags(tags: object) -> list[str]:
     if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)):
         raise ValueError("tags must be a list of non-empty str")
     return [_require_name("tag", tag) for tag in tags]
-
-
-def _prefix_only(pattern: str, prefix: str) -> bool:
-    """Whether ``pattern`` is exactly a literal prefix followed by one ``*``: every key in that range matches."""
-    escaped = "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in prefix)
-    return pattern == escaped + "*"
 
 
 def _describe(client: Redis | RedisCluster) -> str:
@@ -653,22 +656,29 @@ class RedisCacheAdapter(CacheAdapter):
         await self._invalidate("clear", b"k", [b""])
 
     async def delete_by_pattern(self, pattern: str) -> int:
-        prefix = literal_prefix(_require_name("pattern", pattern))
-        if _prefix_only(pattern, prefix):
-            # Every key in the prefix's range matches: delete server-side, one call per batch.
-            return await self._invalidate("delete_by_pattern", b"k", [prefix.encode()])
-        matches = compile_glob(pattern)
-        low = b"[" + prefix.encode()
-        high = b"(" + prefix.encode() + b"\xff"  # UTF-8 never contains 0xff: the range covers the prefix
+        """Walk each shard's key index with ``ZSCAN ... MATCH`` (Redis's own glob, on the bytes of
+        ``full_key``) and delete what matches, one batch at a time. The walk reads the whole index:
+        the index is ordered by expiry, not by name, so a literal prefix does not narrow it."""
+        match = _require_name("pattern", pattern).encode()
         shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
-            removed, start = 0, low
+            removed, cursor = 0, b"0"
+            seen: set[bytes] = set()  # ZSCAN may return a member twice
             while True:
-                page: list[bytes] = await self._transport.command(
-                    "delete_by_pattern", shard.slot, b"ZRANGEBYLEX", shard.keys, start, high, b"LIMIT", 0, self._batch
+                cursor, page = await self._transport.command(
+                    "delete_by_pattern",
+                    shard.slot,
+                    b"ZSCAN",
+                    shard.keys,
+                    cursor,
+                    b"MATCH",
+                    match,
+                    b"COUNT",
+                    self._batch,
                 )
-                hits = [fk for fk in page if matches(fk)]
+                hits = [fk for fk in page[::2] if fk != SENTINEL and fk not in seen]
+                seen.update(hits)
                 if hits:
                     try:
                         removed += await self._delete_full_keys("delete_by_pattern", hits)
@@ -676,9 +686,8 @@ class RedisCacheAdapter(CacheAdapter):
                         if error.result:
                             shortfalls.append(str(error))
                         removed += error.result
-                if len(page) < self._batch:
+                if cursor in (b"0", 0):
                     return removed
-                start = b"(" + page[-1]
 
         await self._ready("delete_by_pattern")
         total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
@@ -708,16 +717,22 @@ class RedisCacheAdapter(CacheAdapter):
         return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
 
     async def get_stats(self) -> CacheStats:
+        """The shared figures; ``oldest_entry``/``newest_entry`` are exact for shards of up to
+        ``STATS_SAMPLE`` entries and the oldest/newest of a random sample of that many beyond."""
         await self._ready("get_stats")
         await self.flush()  # this instance's own reads show at once
         replies = await self._transport.run_each(
-            "get_stats", [(shard.slot, (_STATS, shard.index_keys, (self._batch,))) for shard in self._layout.shards]
+            "get_stats",
+            [
+                (shard.slot, (_STATS, shard.index_keys, (shard.entry_prefix, STATS_SAMPLE)))
+                for shard in self._layout.shards
+            ],
         )
         entries = hits = misses = size = 0
         oldest: int | None = None
         newest: int | None = None
-        for total, expired, shard_hits, shard_misses, shard_bytes, low, high in replies:
-            entries += total - expired
+        for live, shard_hits, shard_misses, shard_bytes, low, high in replies:
+            entries += int(live)
             hits += int(shard_hits)
             misses += int(shard_misses)
             size += int(shard_bytes)
