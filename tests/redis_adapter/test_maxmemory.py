@@ -155,3 +155,13 @@ async def test_an_invalidation_at_the_limit_removes_exactly_its_entries(full: Fu
     assert await full.cache.get_many(tagged) == [None] * len(tagged)
     others = [key for key in full.stored if "t2" not in key.tags]
     assert None not in await full.cache.get_many(others)
+
+
+async def test_the_maintenance_cycle_runs_at_the_limit(full: FullServer) -> None:
+    # The cache holds more entries than one batch, so the walk over its key index takes several
+    # steps; the step that only moves the walk on must not be refused either.
+    assert len(full.stored) > 500
+
+    assert await full.cache.cleanup_expired() == 0
+
+    assert (await full.cache.get_stats()).total_entries == len(full.stored)
