@@ -570,7 +570,9 @@ class RedisCacheAdapter(CacheAdapter):
         try:
             return bool(await self._transport.run("delete", shard.slot, call, again=None, durable=True))
         except CacheReplicationError as error:
-            return bool(self._unreplicated("delete", [str(error)], bool(error.result)))
+            removed = bool(error.result)
+            # Nothing removed, nothing a failover could bring back.
+            return bool(self._unreplicated("delete", [str(error)], removed)) if removed else False
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
@@ -578,7 +580,7 @@ class RedisCacheAdapter(CacheAdapter):
         try:
             return await self._delete_full_keys("delete_many", full_keys)
         except CacheReplicationError as error:
-            return int(self._unreplicated("delete_many", [str(error)], error.result))
+            return int(self._unreplicated("delete_many", [str(error)], error.result)) if error.result else 0
 
     async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
         calls: list[tuple[int, ScriptCall]] = [
@@ -597,9 +599,10 @@ class RedisCacheAdapter(CacheAdapter):
     # -- replication ---------------------------------------------------------------------------------
 
     def _unreplicated(self, op: str, shortfalls: list[str], result: Any) -> Any:
+        """Tell the caller that an invalidation that removed something is not on enough replicas."""
         message = (
             f"{op} on {self.server} is done on the primary, but not acknowledged by enough replicas: "
-            f"{'; '.join(shortfalls)}; a failover now could undo it"
+            f"{'; '.join(dict.fromkeys(shortfalls))}; a failover now could undo it"
         )
         if self._raise_unreplicated:
             raise CacheReplicationError(message, result=result)
@@ -624,8 +627,9 @@ class RedisCacheAdapter(CacheAdapter):
                 try:
                     live, more = await self._transport.run(op, shard.slot, call, again=None, durable=True)
                 except CacheReplicationError as error:
-                    shortfalls.append(str(error))
                     live, more = error.result
+                    if int(live):  # a batch that removed nothing has nothing a failover could bring back
+                        shortfalls.append(str(error))
                 removed += int(live)
                 if not more:
                     return removed
@@ -669,7 +673,8 @@ class RedisCacheAdapter(CacheAdapter):
                     try:
                         removed += await self._delete_full_keys("delete_by_pattern", hits)
                     except CacheReplicationError as error:
-                        shortfalls.append(str(error))
+                        if error.result:
+                            shortfalls.append(str(error))
                         removed += error.result
                 if len(page) < self._batch:
                     return removed
