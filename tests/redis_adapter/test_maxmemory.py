@@ -1,10 +1,11 @@
 """A server at its ``maxmemory`` under ``noeviction``: reads keep hitting (they are plain MGETs),
 the kit does not recompute what is cached, and every write fails with ``CacheError`` and writes
-nothing (issue 10, "Done when").
+nothing (issue 10, "Done when"); invalidations and the maintenance cycle, which free memory, still run.
 
-The server holds 1,000 entries (about 1 MB), and its limit is pinned just under what it holds:
-Redis refuses a write when the memory in use exceeds ``maxmemory``, and filling up to the limit
-exactly is not stable (a write's own request buffer can tip it over, and its release bring it back).
+The server holds 1,000 entries with a namespace and two tags, and its limit is pinned just under
+what it holds: Redis refuses a write when the memory in use exceeds ``maxmemory``, and filling up
+to the limit exactly is not stable (a write's own request buffer can tip it over, and its release
+bring it back).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _value(i: int) -> str:
 
 @pytest_asyncio.fixture
 async def full(make_adapter: MakeAdapter, private_server: RedisServer) -> AsyncIterator[FullServer]:
+    """A cache of ENTRIES entries on a server that is over its limit from now on."""
     admin = redis.asyncio.Redis.from_url(private_server.url)
     # No background flush: a test decides when (and whether) accounting is written.
     cache = await make_adapter(private_server.url, flush_interval=3600)
