@@ -11,7 +11,7 @@
 --                         the size for an entry with neither
 --   P:{T}:L:k             zset: full_key -> expiry ms (+inf: none): every entry, and when it expires
 --   P:{T}:L:t / n         zsets, scores 0: <len(tag)>:<tag><full_key> / <len(ns)>:<ns><full_key>
---   P:{T}:L:s             stats hash: hits, misses, bytes, cursor (reconciliation)
+--   P:{T}:L:s             stats hash: hits, misses, bytes, gen (a floor for the next generation)
 --   P:{T}:L:g             the shard's generation: entries of another generation read as misses
 -- The length prefix makes a tag's range exact: tag "a" never matches members of tag "ab" or "a:b".
 -- Every bookkeeping key holds a SENTINEL member (field), so it exists as long as Redis did not evict
@@ -56,20 +56,24 @@ end
 -- Whether every key of the shard's bookkeeping is there; if not (Redis evicted one, or the shard
 -- is new), drop what is left of it and start a new generation: every older entry then reads as a
 -- miss, so none can outlive an invalidation whose index was lost. Sets GEN; true if it is new.
-local function open_shard(now)
+local function open_shard()
     if redis.call('EXISTS', M, K, T, N, S, G) == 6 then
         GEN = tonumber(redis.call('GET', G))
         return false
     end
-    GEN = math.max(now, tonumber(redis.call('GET', G) or '0') + 1)
-    redis.call('DEL', M, K, T, N)
+    -- A generation never comes back: microseconds, and above both the generation key's and the
+    -- floor the stats hash keeps, whichever of them survived the eviction.
+    GEN = math.max(now_us(), tonumber(redis.call('GET', G) or '0') + 1, tonumber(redis.call('HGET', S, 'gen') or '0') + 1)
+    -- The first write grows memory, so that at maxmemory under noeviction Redis refuses the script
+    -- before it changed anything (it lets a script go on once it has written).
     redis.call('SET', G, string.format('%d', GEN))
+    redis.call('HSET', S, 'gen', string.format('%d', GEN))
+    redis.call('DEL', M, K, T, N)
     redis.call('HSET', M, SENTINEL, '')
     redis.call('ZADD', K, '+inf', SENTINEL)
     redis.call('ZADD', T, 0, SENTINEL)
     redis.call('ZADD', N, 0, SENTINEL)
     redis.call('HSET', S, 'bytes', 0)
-    redis.call('HDEL', S, 'cursor')
     return true
 end
 
@@ -201,6 +205,23 @@ end
 -- its memberships: only the size, created time and expiry change. Anything else is unindexed and
 -- indexed anew.
 local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
+    -- The entry is written first: a write that grows memory, so that at maxmemory under noeviction
+    -- Redis refuses the script before it changed anything (it lets a script go on once it wrote).
+    local meta = ''
+    if ns or #tags > 0 then
+        meta = cmsgpack.pack({ns, tags})
+    end
+    local expiry = '+inf'
+    if ttl > 0 then
+        -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
+        -- rounded up, so the entry never goes early.
+        local expiry_us = created + ttl * 1000
+        expiry = math.ceil(expiry_us / 1000)
+        redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
+    else
+        redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)
+    end
+
     local row = ledger_row(#payload, ns, tags)
     local old = redis.call('HGET', M, fk)
     local kept = false
@@ -223,22 +244,7 @@ local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
             unindex_many({fk})
         end
     end
-
-    local meta = ''
-    if ns or #tags > 0 then
-        meta = cmsgpack.pack({ns, tags})
-    end
-    if ttl > 0 then
-        -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
-        -- rounded up, so the entry never goes early.
-        local expiry_us = created + ttl * 1000
-        local expiry = math.ceil(expiry_us / 1000)
-        redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
-        redis.call('ZADD', K, expiry, fk)
-    else
-        redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)
-        redis.call('ZADD', K, '+inf', fk)
-    end
+    redis.call('ZADD', K, expiry, fk)
     if not kept then
         if ns then
             redis.call('ZADD', N, 0, member_prefix(ns) .. fk)

@@ -1,24 +1,25 @@
 -- cleanup: one bounded step of maintenance: unindex up to one batch of expired entries (Redis
 -- already dropped their entry strings), then reconcile up to one batch of the key index with the
 -- entries: a member whose entry string is gone (evicted under maxmemory, or deleted behind the
--- cache's back) is unindexed. The reconciliation resumes where the last call stopped (a ZSCAN
--- cursor in the stats hash), so repeated calls walk the whole index and start over.
+-- cache's back) is unindexed. The walk is a ZSCAN whose cursor the caller passes from one call to
+-- the next, so it advances even where Redis refuses writes (at maxmemory under noeviction).
 -- KEYS[1..6] shard keys M K T N S G
--- ARGV[1] batch size   ARGV[2] entry key prefix 'P:{T}:L:e:'
--- Returns {expired entries unindexed, more expired left (1/0), vanished entries unindexed, walk done (1/0)}.
+-- ARGV[1] batch size   ARGV[2] entry key prefix 'P:{T}:L:e:'   ARGV[3] ZSCAN cursor ('0' to start)
+-- Returns {expired entries unindexed, more expired left (1/0), vanished entries unindexed, next cursor
+-- ('0': the walk is done)}.
 --
 -- The entry strings checked are named from ARGV[2], which carries this shard's hash tag (as in invalidate).
 bind_shard()
 local now = now_ms()
-open_shard(now)
+open_shard()
 local batch, entry_prefix = tonumber(ARGV[1]), ARGV[2]
 local removed, more = trim_expired(now, batch)
 if more then
     -- Expired entries first: the walk below would otherwise find them gone and count them as evicted.
-    return {removed, 1, 0, 0}
+    return {removed, 1, 0, ARGV[3]}
 end
 
-local step = redis.call('ZSCAN', K, redis.call('HGET', S, 'cursor') or '0', 'COUNT', batch)
+local step = redis.call('ZSCAN', K, ARGV[3], 'COUNT', batch)
 local cursor, page = step[1], step[2]
 local gone, vanished = {}, 0
 for i = 1, #page, 2 do
@@ -37,9 +38,4 @@ local strays = unindex_many(gone)
 if #strays > 0 then
     call_sliced('ZREM', K, strays)
 end
-if cursor == '0' then
-    redis.call('HDEL', S, 'cursor')
-else
-    redis.call('HSET', S, 'cursor', cursor)
-end
-return {removed, 0, vanished, cursor == '0' and 1 or 0}
+return {removed, 0, vanished, cursor}

@@ -4,7 +4,7 @@
 -- ARGV[3..] full_keys, in the same order as their entry strings
 -- Returns how many of them were live (present, and of the shard's current generation).
 bind_shard()
-open_shard(now_ms())
+open_shard()
 local entries, full_keys = {}, {}
 local live = 0
 for i = 3, #ARGV do

@@ -11,7 +11,7 @@ local fk, payload, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ns = ARGV[4] ~= '' and ARGV[4] or false
 local created = now_us()
 local now = math.floor(created / 1000)
-open_shard(now)
+open_shard()
 
 local tags = {}
 for i = 8, #ARGV do

@@ -7,7 +7,7 @@
 bind_shard()
 local created = now_us()
 local now = math.floor(created / 1000)
-open_shard(now)
+open_shard()
 local fks = {}
 local a, e = 4, 7
 while a <= #ARGV do

@@ -49,6 +49,9 @@ from rediscache.serialization import Codec, make_codec
 
 __all__ = ["ACL_COMMANDS", "STATS_SAMPLE", "RedisCacheAdapter"]
 
+# The first call of an invalidation may take this long on the server (CONTRACT.md: no single script
+# call should block Redis for more than about 10 ms); a whole batch fits well within it.
+_FIRST_SLICE_US = 10_000
 #: Entries per shard whose created time ``get_stats`` reads for ``oldest_entry``/``newest_entry``.
 STATS_SAMPLE = 64
 
@@ -137,16 +140,16 @@ class RedisCacheAdapter(CacheAdapter):
         secret: signing secret(s) for pickle; the first signs, all verify.
         cluster: build a cluster client from ``redis_url``.
         shards: hash slots the cache is spread over (default 1 on one server, 16 on a cluster).
-        batch_size: entries removed per script call by invalidations; bounds how long Redis is blocked.
+        batch_size: entries removed per script call by invalidations, at most.
+        invalidation_slice: seconds of server time one invalidation call spends at most (checked
+            every 64 entries), so that a long invalidation leaves room for other clients' commands
+            between its calls.
         trim_per_write: expired entries unindexed by each ``set`` (keeps indexes from growing).
         compression_threshold: compress payloads larger than this many bytes (``None``: never).
         read_only_reads: never flush access accounting: hits, misses and hit counts of this
             instance's reads stay in the process and are not shared (reads write nothing anyway).
         flush_interval: seconds between flushes of this instance's access accounting (hits, misses,
             hit counts, last access) to Redis; other instances see them within this long.
-        strict_eviction_policy: refuse to run on a server whose ``maxmemory-policy`` is ``allkeys-*``
-            (eviction of an index could let a stale entry outlive its invalidation); otherwise a
-            WARNING is logged on the ``rediscache`` logger.
         wait_for_replicas: after ``delete``, ``delete_many``, ``delete_by_*`` and ``clear``, wait
             (``WAIT``) until this many replicas of each node touched acknowledged the change.
             ``"auto"`` (default): 1 on nodes that have replicas, none elsewhere; ``0``: never.
@@ -171,10 +174,10 @@ class RedisCacheAdapter(CacheAdapter):
         cluster: bool = False,
         shards: int | None = None,
         batch_size: int = 500,
+        invalidation_slice: float = 0.001,
         trim_per_write: int = 10,
         compression_threshold: int | None = None,
         read_only_reads: bool = False,
-        strict_eviction_policy: bool = False,
         publish_invalidations: bool = True,
         flush_interval: float = 1.0,
         wait_for_replicas: int | Literal["auto"] = "auto",
@@ -191,6 +194,8 @@ class RedisCacheAdapter(CacheAdapter):
     ) -> None:
         if batch_size < 1 or trim_per_write < 0:
             raise ValueError("batch_size must be >= 1 and trim_per_write >= 0")
+        if not invalidation_slice > 0:
+            raise ValueError("invalidation_slice must be positive")
         if wait_for_replicas != "auto" and (not isinstance(wait_for_replicas, int) or wait_for_replicas < 0):
             raise ValueError(f'wait_for_replicas must be "auto" or an int >= 0, got {wait_for_replicas!r}')
         if not flush_interval > 0:
@@ -245,6 +250,7 @@ class RedisCacheAdapter(CacheAdapter):
             raise TypeError(f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}")
         self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
         self._batch = batch_size
+        self._slice_us = max(1, round(invalidation_slice * 1_000_000))
         self._trim = str(trim_per_write).encode()
         self._read_only = read_only_reads
         self._accounting = Accounting()
@@ -261,7 +267,6 @@ class RedisCacheAdapter(CacheAdapter):
         self.unreplicated_invalidations = 0
         # Names this instance in its invalidation messages, so a listener can skip its own.
         self.origin = os.urandom(8).hex().encode()
-        self._strict_eviction = strict_eviction_policy
         self._checked = False
         self._check_failed: tuple[float, CacheError] | None = None
         self._check_lock = asyncio.Lock()
@@ -317,6 +322,8 @@ class RedisCacheAdapter(CacheAdapter):
             logger.info("rediscache: cannot read the replicas of %s (%s)", self.server, exc)
 
     async def _check_eviction_policy(self, op: str) -> None:
+        """Say at INFO what the server's eviction policy means for this cache. Every policy is safe
+        (``docs/redis-layout.md``, "Eviction"); they differ in what a full server costs."""
         try:
             answers = await self._transport.primaries_command(op, "CONFIG", "GET", "maxmemory-policy")
         except CacheConnectionError:
@@ -326,18 +333,17 @@ class RedisCacheAdapter(CacheAdapter):
             logger.info("rediscache: cannot read maxmemory-policy on %s (%s)", self.server, exc)
             return
         for answer in answers:
+            # A map under RESP3, a flat [name, value] pair under RESP2.
             policy = answer.get(b"maxmemory-policy") if isinstance(answer, dict) else None
             if policy is None and isinstance(answer, list) and len(answer) == 2:
                 policy = answer[1]
             if isinstance(policy, bytes) and policy.startswith(b"allkeys-"):
-                message = (
-                    f"Redis at {self.server} has maxmemory-policy {policy.decode()}: Redis may evict an index "
-                    "of this cache, and an entry whose index was evicted outlives its invalidation. Use "
-                    "volatile-* or noeviction for a cache that relies on tag or namespace invalidation."
+                logger.info(
+                    "rediscache: Redis at %s has maxmemory-policy %s: when it evicts part of a shard's "
+                    "bookkeeping, that shard's entries read as misses from then on (never stale)",
+                    self.server,
+                    policy.decode(),
                 )
-                if self._strict_eviction:
-                    raise CacheError(message)
-                logger.warning(message)
 
     # -- reads -------------------------------------------------------------------------------------
     #
@@ -616,16 +622,18 @@ class RedisCacheAdapter(CacheAdapter):
     # -- invalidation ------------------------------------------------------------------------------
 
     async def _invalidate(self, op: str, index: bytes, prefixes: Sequence[bytes]) -> int:
-        """Run the invalidate script on every shard, batch after batch, until the ranges are empty."""
+        """Run the invalidate script on every shard, batch after batch, until the ranges are empty.
+
+        The first call of a shard removes up to a whole batch (so an invalidation of up to one batch
+        is one round trip); the calls after it, in a long invalidation, stop after
+        ``invalidation_slice`` of server time each, so that other clients' commands get in between."""
         shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
             removed = 0
-            call: ScriptCall = (
-                _INVALIDATE,
-                shard.index_keys,
-                (shard.entry_prefix, self._batch, index, self._channel, self.origin, *prefixes),
-            )
+            head = (shard.entry_prefix, self._batch, index, self._channel, self.origin)
+            call: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, _FIRST_SLICE_US, *prefixes))
+            sliced: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, self._slice_us, *prefixes))
             while True:
                 try:
                     live, more = await self._transport.run(op, shard.slot, call, again=None, durable=True)
@@ -636,6 +644,7 @@ class RedisCacheAdapter(CacheAdapter):
                 removed += int(live)
                 if not more:
                     return removed
+                call = sliced
 
         await self._ready(op)
         total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
@@ -702,15 +711,15 @@ class RedisCacheAdapter(CacheAdapter):
         (evicted) ones are added to ``reconciled``."""
 
         async def one_shard(shard: Shard) -> int:
-            expired = 0
-            call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch, shard.entry_prefix))
+            expired, cursor = 0, b"0"
             while True:
-                count, more, vanished, walked = await self._transport.run(
+                call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch, shard.entry_prefix, cursor))
+                count, more, vanished, cursor = await self._transport.run(
                     "cleanup_expired", shard.slot, call, again=None
                 )
                 expired += int(count)
                 self.reconciled += int(vanished)
-                if not more and walked:
+                if not more and cursor in (b"0", 0):
                     return expired
 
         await self._ready("cleanup_expired")
