@@ -32,6 +32,7 @@ from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, val
 from rediscache._port import CacheAdapter
 from rediscache.redis.accounting import Accounting
 from rediscache.redis.cluster import ClusterTransport
+from rediscache.redis.feed import InvalidationFeed
 from rediscache.redis.layout import (
     ENTRY_HEADER_SIZE,
     SENTINEL,
@@ -447,11 +448,19 @@ class RedisCacheAdapter(CacheAdapter):
 
     @property
     def layout(self) -> Layout:
+        """Key names and shards (for tools and tests)."""
         return self._layout
 
     @property
     def transport(self) -> Transport:
+        """How commands reach Redis (for tools and tests)."""
         return self._transport
+
+    def invalidation_feed(self, check_interval: float = 1.0) -> InvalidationFeed:
+        """The changes other instances make to this cache: ``async with adapter.invalidation_feed()
+        as feed``, then ``await feed.next()`` for each batch of changed full_keys (``None``: anything
+        may have changed). What an in-process L1 listens to (``docs/hybrid.md``)."""
+        return InvalidationFeed(self._transport, self._layout.channel, self.origin, check_interval)
 
     @staticmethod
     def _stored_key(key: CacheKey, namespace: str | None, tags: list[str]) -> CacheKey:
