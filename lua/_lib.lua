@@ -190,12 +190,15 @@ local function trim_expired(now, limit)
 end
 
 -- Tell every instance's in-process L1 that these full_keys changed: a msgpack array {origin,
--- {full_key, ...}} on the cache's channel. `channel` '' means nobody listens; `origin` names the
--- instance that made the change, which already dropped its own copies. Expired entries are not
--- announced: an L1 copy carries its own expiry.
+-- {full_key, ...}}. `channel` is '' (nobody listens), or a command letter and the channel: 'S' and
+-- the shard's own channel (SPUBLISH: sharded pub/sub, Redis 7+; on a cluster the message goes to
+-- the shard's own nodes only, not over the whole cluster bus), or 'P' and the cache's one channel
+-- (PUBLISH: older servers). `origin` names the instance that made the change, which already dropped
+-- its own copies. Expired entries are not announced: an L1 copy carries its own expiry.
 local function announce(channel, origin, full_keys)
     if channel ~= '' and #full_keys > 0 then
-        redis.call('PUBLISH', channel, cmsgpack.pack({origin, full_keys}))
+        local command = string.sub(channel, 1, 1) == 'S' and 'SPUBLISH' or 'PUBLISH'
+        redis.call(command, string.sub(channel, 2), cmsgpack.pack({origin, full_keys}))
     end
 end
 

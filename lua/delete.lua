@@ -1,6 +1,6 @@
 -- delete: remove the given entries and every index trace of them, in one call (one shard).
 -- KEYS[1..6] shard keys M K T N S G   KEYS[7..] entry strings, one per full_key
--- ARGV[1] invalidation channel ('' : none)   ARGV[2] origin
+-- ARGV[1] invalidation channel (see announce in _lib.lua; '' : none)   ARGV[2] origin
 -- ARGV[3..] full_keys, in the same order as their entry strings
 -- Returns how many of them were live (present, and of the shard's current generation).
 bind_shard()

@@ -2,7 +2,7 @@
 -- Used by delete_by_tags (index t), delete_by_namespace (index n) and clear (index k: every entry).
 -- KEYS[1..6] shard keys M K T N S G
 -- ARGV[1] entry key prefix 'P:{T}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
--- ARGV[4] invalidation channel ('' : none)   ARGV[5] origin   ARGV[6] time slice (us): stop once
+-- ARGV[4] invalidation channel (see announce in _lib.lua; '' : none)   ARGV[5] origin   ARGV[6] time slice (us): stop once
 -- this much server time is spent (a long invalidation leaves room for other clients between calls)
 -- ARGV[7..] member prefixes, for t and n: each names one range (a tag's or namespace's '<len>:<name>')
 -- Returns {live entries removed, more left (1/0)}.

@@ -2,7 +2,7 @@
 -- then unindex a bounded number of expired entries, so the indexes never pile up dead members.
 -- KEYS[1..6] shard keys M K T N S G   KEYS[7] entry string
 -- ARGV[1] full_key   ARGV[2] payload   ARGV[3] ttl ms (0: never expires)   ARGV[4] namespace ('' : none)
--- ARGV[5] how many expired entries to trim   ARGV[6] invalidation channel ('' : none)   ARGV[7] origin
+-- ARGV[5] how many expired entries to trim   ARGV[6] invalidation channel (see announce in _lib.lua; '' : none)   ARGV[7] origin
 -- ARGV[8..] tags
 -- Returns the server time (ms) used as created_at.
 bind_shard()

@@ -1,6 +1,6 @@
 -- set_many: set for many entries of one shard in one call (each replaced whole, as by set).
 -- KEYS[1..6] shard keys M K T N S G   KEYS[7..] entry strings, one per entry
--- ARGV[1] how many expired entries to trim   ARGV[2] invalidation channel ('' : none)   ARGV[3] origin
+-- ARGV[1] how many expired entries to trim   ARGV[2] invalidation channel (see announce in _lib.lua; '' : none)   ARGV[3] origin
 -- ARGV[4..] per entry, in the order of the entry strings: full_key, payload, ttl ms (0: never),
 --           namespace ('' : none), tag count, then the tags
 -- Returns the server time (ms) used as created_at. A full_key given twice ends with its last value.

@@ -72,13 +72,14 @@ _ALL_SCRIPTS = (_SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _FLUSH,
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
 #: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` and ``INFO`` are
-#: optional: without them the eviction-policy check is skipped and ``wait_for_replicas="auto"``
-#: sees no replica on a single server; ``CLUSTER SLOTS`` is needed on a cluster).
+#: optional: without them the eviction-policy check is skipped, ``wait_for_replicas="auto"`` sees no
+#: replica on a single server, and classic pub/sub is used; ``CLUSTER SLOTS`` is needed on a cluster).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ping", "wait", "cluster|slots",  # client
+    "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ssubscribe", "ping", "wait",  # client
+    "cluster|slots", "info",
     "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # scripts
     "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem", "zscan",
-    "publish",
+    "publish", "spublish",
 )  # fmt: skip
 
 
@@ -186,6 +187,7 @@ class RedisCacheAdapter(CacheAdapter):
         compression_threshold: int | None = None,
         read_only_reads: bool = False,
         publish_invalidations: bool = True,
+        sharded_pubsub: bool | None = None,
         flush_interval: float = 1.0,
         wait_for_replicas: int | Literal["auto"] = "auto",
         replica_timeout: float = 0.1,
@@ -268,7 +270,10 @@ class RedisCacheAdapter(CacheAdapter):
         self.flush_failures = 0
         #: Index members of vanished (evicted) entries that ``cleanup_expired`` unindexed.
         self.reconciled = 0
-        self._channel = self._layout.channel if publish_invalidations else b""
+        self._publish = publish_invalidations
+        # Sharded pub/sub (SPUBLISH, Redis 7+) or the classic kind: decided on first use, from the
+        # server's version, unless forced.
+        self._sharded = sharded_pubsub
         self._raise_unreplicated = on_unreplicated == "raise"
         #: Invalidations of this instance that fewer replicas acknowledged than asked (with "warn").
         self.unreplicated_invalidations = 0
@@ -311,6 +316,8 @@ class RedisCacheAdapter(CacheAdapter):
                 raise failed[1]
             try:
                 await self._check_eviction_policy(op)
+                if self._sharded is None:
+                    self._sharded = await self._supports_sharded_pubsub(op)
                 await self._transport.load_scripts(op, _ALL_SCRIPTS)
                 if isinstance(self._transport, StandaloneTransport):
                     await self._count_replicas()
@@ -318,6 +325,29 @@ class RedisCacheAdapter(CacheAdapter):
                 self._check_failed = (time.monotonic(), exc)
                 raise
             self._checked = True
+
+    async def _supports_sharded_pubsub(self, op: str) -> bool:
+        """Whether every primary runs Redis 7+ (or Valkey), which has sharded pub/sub. Every instance
+        of a cache decides the same way, from the same servers, so publishers and listeners agree."""
+        try:
+            answers = await self._transport.primaries_command(op, "INFO", "server")
+        except CacheConnectionError:
+            raise
+        except CacheError as exc:
+            logger.info("rediscache: cannot read the version of %s (%s); classic pub/sub", self.server, exc)
+            return False
+        for answer in answers:
+            text = answer.decode() if isinstance(answer, bytes) else str(answer)
+            versions = [line.split(":", 1)[1] for line in text.splitlines() if line.startswith("redis_version:")]
+            if not versions or int(versions[0].split(".")[0]) < 7:
+                return False
+        return True
+
+    def _announce(self, shard: Shard) -> bytes:
+        """The scripts' channel argument (``announce`` in ``lua/_lib.lua``)."""
+        if not self._publish:
+            return b""
+        return b"S" + shard.channel if self._sharded else b"P" + self._layout.channel
 
     async def _count_replicas(self) -> None:
         assert isinstance(self._transport, StandaloneTransport)
@@ -496,7 +526,11 @@ class RedisCacheAdapter(CacheAdapter):
         """The changes other instances make to this cache: ``async with adapter.invalidation_feed()
         as feed``, then ``await feed.next()`` for each batch of changed full_keys (``None``: anything
         may have changed). What an in-process L1 listens to (``docs/hybrid.md``)."""
-        return InvalidationFeed(self._transport, self._layout.channel, self.origin, check_interval)
+        return InvalidationFeed(self._transport, self._layout, self.origin, check_interval, sharded=self._uses_sharded)
+
+    async def _uses_sharded(self) -> bool:
+        await self._ready("subscribe")
+        return bool(self._sharded)
 
     @staticmethod
     def _stored_key(key: CacheKey, namespace: str | None, tags: list[str]) -> CacheKey:
@@ -514,7 +548,7 @@ class RedisCacheAdapter(CacheAdapter):
         await self._transport.run(
             "discard",
             shard.slot,
-            (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk)),
+            (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._announce(shard), self.origin, fk)),
             again=True,  # deleting what is already gone changes nothing here: the answer is not used
         )
 
@@ -580,15 +614,18 @@ class RedisCacheAdapter(CacheAdapter):
                 ttl_ms,
                 namespace,
                 self._trim,
-                self._channel,
+                self._announce(shard),
                 self.origin,
                 *[tag.encode() for tag in key.tags],
             ),
         )
 
     async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
-        shard, call = self._set_call(key, value, _ttl_ms(validate_ttl(ttl)))
-        await self._ready("set")
+        ttl_ms = _ttl_ms(validate_ttl(ttl))
+        shard, call = self._set_call(key, value, ttl_ms)  # every check, before anything is sent
+        if not self._checked:
+            await self._ready("set")
+            shard, call = self._set_call(key, value, ttl_ms)  # now that the channel is known
         # Writing the same entry twice leaves what writing it once does: safe to send again.
         await self._transport.run("set", shard.slot, call, again=True)
 
@@ -607,7 +644,7 @@ class RedisCacheAdapter(CacheAdapter):
         await self._ready("set_many")
         calls: list[tuple[int, ScriptCall]] = []
         for shard, chunk in self._by_shard(prepared, lambda item: item[0]):
-            args: list[Any] = [self._trim, self._channel, self.origin]
+            args: list[Any] = [self._trim, self._announce(shard), self.origin]
             for _, entry_args in chunk:
                 args.extend(entry_args)
             calls.append(
@@ -619,7 +656,7 @@ class RedisCacheAdapter(CacheAdapter):
         fk = _require_key(key).full_key.encode()
         await self._ready("delete")
         shard = self._layout.shard_of(fk)
-        call: ScriptCall = (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._channel, self.origin, fk))
+        call: ScriptCall = (_DELETE, (*shard.index_keys, shard.entry_key(fk)), (self._announce(shard), self.origin, fk))
         # Never sent twice: a second run would answer False for the entry the first one removed.
         try:
             return bool(await self._transport.run("delete", shard.slot, call, again=None, durable=True))
@@ -640,7 +677,11 @@ class RedisCacheAdapter(CacheAdapter):
         calls: list[tuple[int, ScriptCall]] = [
             (
                 shard.slot,
-                (_DELETE, (*shard.index_keys, *map(shard.entry_key, chunk)), (self._channel, self.origin, *chunk)),
+                (
+                    _DELETE,
+                    (*shard.index_keys, *map(shard.entry_key, chunk)),
+                    (self._announce(shard), self.origin, *chunk),
+                ),
             )
             for shard, chunk in self._by_shard(full_keys, lambda fk: fk)
         ]
@@ -676,7 +717,7 @@ class RedisCacheAdapter(CacheAdapter):
 
         async def one_shard(shard: Shard) -> int:
             removed = 0
-            head = (shard.entry_prefix, self._batch, index, self._channel, self.origin)
+            head = (shard.entry_prefix, self._batch, index, self._announce(shard), self.origin)
             call: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, _FIRST_SLICE_US, *prefixes))
             sliced: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, self._slice_us, *prefixes))
             while True:

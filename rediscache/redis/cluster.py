@@ -252,12 +252,14 @@ class ClusterTransport(Transport):
 
     # -- the rest -------------------------------------------------------------------------------------
 
-    async def subscriber(self) -> Redis:
-        with map_exceptions("subscribe", self.server):
-            primaries = await self.primaries()
-        if not primaries:
-            raise CacheConnectionError(f"subscribe failed on {self.server}: no primary known")
-        host, _, port = primaries[0].name.rpartition(":")
+    async def subscriber(self, node: Node | None = None) -> Redis:
+        if node is None:
+            with map_exceptions("subscribe", self.server):
+                primaries = await self.primaries()
+            if not primaries:
+                raise CacheConnectionError(f"subscribe failed on {self.server}: no primary known")
+            node = primaries[0]
+        host, _, port = node.name.rpartition(":")
         return subscriber_client(self._connection_class, {**self._kwargs, "host": host, "port": int(port)})
 
     async def close(self) -> None:

@@ -177,6 +177,7 @@ class Shard:
     namespaces: bytes
     stats: bytes
     generation: bytes
+    channel: bytes  # its sharded pub/sub channel (in its slot), for the invalidation messages
     # The six bookkeeping keys in the order every index-maintaining script expects them.
     index_keys: tuple[bytes, ...] = field(init=False)
 
@@ -209,7 +210,8 @@ class Layout:
         self.shard_count = shards
         raw = prefix.encode()
         self.shards = tuple(self._shard(raw, n, tag, slot) for n, (tag, slot) in enumerate(shard_tags(raw, shards)))
-        # Pub/sub channel on which the scripts announce changed keys (for L1 copies in processes).
+        # The classic pub/sub channel on which the scripts announce changed keys on servers without
+        # sharded pub/sub (each shard's own channel otherwise).
         self.channel = b"%s:%s:inv" % (raw, LAYOUT_VERSION.encode())
 
     @staticmethod
@@ -226,6 +228,7 @@ class Layout:
             namespaces=base + b"n",
             stats=base + b"s",
             generation=base + b"g",
+            channel=base + b"i",
         )
 
     def shard_of(self, full_key: bytes) -> Shard:

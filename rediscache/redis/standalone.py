@@ -94,7 +94,7 @@ class StandaloneTransport(Transport):
                 self._node.replicas = int(line.split(":", 1)[1])
         return self._node.replicas
 
-    async def subscriber(self) -> Redis:
+    async def subscriber(self, node: Node | None = None) -> Redis:
         # Same connection class and settings (TLS, unix socket, credentials) as the command pool.
         pool = self._client.connection_pool
         return subscriber_client(pool.connection_class, pool.connection_kwargs)

@@ -225,9 +225,10 @@ class Transport(ABC):
         """``READONLY`` or ``CLUSTERDOWN``: the map may be stale (refresh it before the next try)."""
 
     @abstractmethod
-    async def subscriber(self) -> Redis:
-        """A new client of its own for pub/sub (the caller closes it). On a cluster, a client of one
-        primary: a classic PUBLISH reaches every node, so one subscription hears the whole cluster."""
+    async def subscriber(self, node: Node | None = None) -> Redis:
+        """A new client of its own for pub/sub (the caller closes it), to ``node`` (for sharded
+        channels, which a node serves for its own slots) or, on a cluster, to any primary (a classic
+        PUBLISH reaches every node, so one subscription hears the whole cluster)."""
 
     async def close(self) -> None:
         self._watchdog.close()
