@@ -7,30 +7,31 @@
 --   P:{T}:L:e:<full_key>  entry string: 38-byte header (created us, expiry us or 0, generation: i8;
 --                         hit count: u4; last access ms: i8; meta length: u2, all big-endian), the
 --                         meta (cmsgpack {namespace|false, {tags}}, absent without either), the payload
---   P:{T}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}
---   P:{T}:L:k / x / c     zsets: every full_key (scores 0) / expiry ms / created ms
+--   P:{T}:L:m             ledger hash: full_key -> cmsgpack {size, namespace|false, {tags}}, or just
+--                         the size for an entry with neither
+--   P:{T}:L:k             zset: full_key -> expiry ms (+inf: none): every entry, and when it expires
 --   P:{T}:L:t / n         zsets, scores 0: <len(tag)>:<tag><full_key> / <len(ns)>:<ns><full_key>
---   P:{T}:L:s             stats hash: hits, misses, bytes, cursor (reconciliation)
+--   P:{T}:L:s             stats hash: hits, misses, bytes, gen (a floor for the next generation)
 --   P:{T}:L:g             the shard's generation: entries of another generation read as misses
 -- The length prefix makes a tag's range exact: tag "a" never matches members of tag "ab" or "a:b".
--- Every index key holds a SENTINEL member (field), so it exists as long as Redis did not evict it:
--- a script that finds one missing knows the bookkeeping was evicted and starts a new generation.
+-- Every bookkeeping key holds a SENTINEL member (field), so it exists as long as Redis did not evict
+-- it: a script that finds one missing knows the bookkeeping was evicted and starts a new generation.
 --
--- Scripts that maintain the indexes receive the eight shard keys first, in this order:
--- M K X C T N S G, and call bind_shard() and open_shard() before using the helpers below.
+-- Scripts that maintain the indexes receive the six shard keys first, in this order: M K T N S G,
+-- and call bind_shard() and open_shard() before using the helpers below.
 
-local M, K, X, C, T, N, S, G
+local M, K, T, N, S, G
 -- The shard's current generation, set by open_shard().
 local GEN
 
 local function bind_shard()
-    M, K, X, C, T, N, S, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+    M, K, T, N, S, G = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 end
 
--- No full_key, tag or namespace member can be this: UTF-8 never contains the byte 0xff.
+-- No full_key, tag or namespace member can be this: UTF-8 never contains the byte 0xff. In K it
+-- scores +inf (it never expires); live entries are counted as K's members less it.
 local SENTINEL = '\255\255'
 
--- Server time in microseconds (exact in a Lua number until the year 2255).
 local function now_us()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -55,23 +56,30 @@ end
 -- Whether every key of the shard's bookkeeping is there; if not (Redis evicted one, or the shard
 -- is new), drop what is left of it and start a new generation: every older entry then reads as a
 -- miss, so none can outlive an invalidation whose index was lost. Sets GEN; true if it is new.
-local function open_shard(now)
-    if redis.call('EXISTS', M, K, X, C, T, N, S, G) == 8 then
+local function open_shard()
+    if redis.call('EXISTS', M, K, T, N, S, G) == 6 then
         GEN = tonumber(redis.call('GET', G))
         return false
     end
-    GEN = math.max(now, tonumber(redis.call('GET', G) or '0') + 1)
-    redis.call('DEL', M, K, X, C, T, N)
+    -- A generation never comes back: microseconds, and above both the generation key's and the
+    -- floor the stats hash keeps, whichever of them survived the eviction.
+    GEN = math.max(now_us(), tonumber(redis.call('GET', G) or '0') + 1, tonumber(redis.call('HGET', S, 'gen') or '0') + 1)
+    -- The first write grows memory, so that at maxmemory under noeviction Redis refuses the script
+    -- before it changed anything (it lets a script go on once it has written).
     redis.call('SET', G, string.format('%d', GEN))
+    redis.call('HSET', S, 'gen', string.format('%d', GEN))
+    redis.call('DEL', M, K, T, N)
     redis.call('HSET', M, SENTINEL, '')
-    redis.call('ZADD', K, 0, SENTINEL)
-    redis.call('ZADD', X, '+inf', SENTINEL)
-    redis.call('ZADD', C, '+inf', SENTINEL)
+    redis.call('ZADD', K, '+inf', SENTINEL)
     redis.call('ZADD', T, 0, SENTINEL)
     redis.call('ZADD', N, 0, SENTINEL)
     redis.call('HSET', S, 'bytes', 0)
-    redis.call('HDEL', S, 'cursor')
     return true
+end
+
+-- Whether all of the shard's bookkeeping is there (for scripts that only read it).
+local function shard_intact()
+    return redis.call('EXISTS', M, K, T, N, S, G) == 6
 end
 
 -- Whether the entry string E is an entry of the current generation.
@@ -114,6 +122,25 @@ local function ledger_rows(fks)
     return rows
 end
 
+-- A ledger row: {size, namespace|false, {tags}}, or just the size (a number) for an entry with neither.
+local function ledger_row(size, ns, tags)
+    if ns or #tags > 0 then
+        return cmsgpack.pack({size, ns, tags})
+    end
+    return tostring(size)
+end
+
+local NO_TAGS = {}
+
+local function read_row(row)
+    local size = tonumber(row)
+    if size then
+        return size, false, NO_TAGS
+    end
+    local meta = cmsgpack.unpack(row)
+    return meta[1], meta[2], meta[3]
+end
+
 -- Remove every index trace of many full_keys, as recorded in their ledger rows, with one command
 -- per index rather than one per entry. Returns the full_keys that had no ledger row.
 local function unindex_many(fks)
@@ -126,13 +153,12 @@ local function unindex_many(fks)
     for i = 1, #fks do
         local fk = fks[i]
         if rows[i] then
-            local meta = cmsgpack.unpack(rows[i])
-            bytes = bytes + meta[1]
+            local size, ns, tags = read_row(rows[i])
+            bytes = bytes + size
             known[#known + 1] = fk
-            if meta[2] then
-                ns_members[#ns_members + 1] = member_prefix(meta[2]) .. fk
+            if ns then
+                ns_members[#ns_members + 1] = member_prefix(ns) .. fk
             end
-            local tags = meta[3]
             for j = 1, #tags do
                 tag_members[#tag_members + 1] = member_prefix(tags[j]) .. fk
             end
@@ -143,8 +169,6 @@ local function unindex_many(fks)
     if #known > 0 then
         call_sliced('HDEL', M, known)
         call_sliced('ZREM', K, known)
-        call_sliced('ZREM', X, known)
-        call_sliced('ZREM', C, known)
         call_sliced('ZREM', N, ns_members)
         call_sliced('ZREM', T, tag_members)
         if bytes ~= 0 then
@@ -160,7 +184,7 @@ local function trim_expired(now, limit)
     if limit <= 0 then
         return 0, false
     end
-    local dead = redis.call('ZRANGEBYSCORE', X, '-inf', '(' .. (now - DEAD_MARGIN_MS), 'LIMIT', 0, limit)
+    local dead = redis.call('ZRANGEBYSCORE', K, '-inf', '(' .. (now - DEAD_MARGIN_MS), 'LIMIT', 0, limit)
     unindex_many(dead)
     return #dead, #dead == limit
 end
@@ -181,49 +205,47 @@ end
 -- its memberships: only the size, created time and expiry change. Anything else is unindexed and
 -- indexed anew.
 local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
-    local row = cmsgpack.pack({#payload, ns, tags})
+    -- The entry is written first: a write that grows memory, so that at maxmemory under noeviction
+    -- Redis refuses the script before it changed anything (it lets a script go on once it wrote).
+    local meta = ''
+    if ns or #tags > 0 then
+        meta = cmsgpack.pack({ns, tags})
+    end
+    local expiry = '+inf'
+    if ttl > 0 then
+        -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
+        -- rounded up, so the entry never goes early.
+        local expiry_us = created + ttl * 1000
+        expiry = math.ceil(expiry_us / 1000)
+        redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
+    else
+        redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)
+    end
+
+    local row = ledger_row(#payload, ns, tags)
     local old = redis.call('HGET', M, fk)
     local kept = false
     if old then
-        local meta = cmsgpack.unpack(old)
-        if meta[2] == ns and #meta[3] == #tags then
+        local size, old_ns, old_tags = read_row(old)
+        if old_ns == ns and #old_tags == #tags then
             kept = true
             for i = 1, #tags do
-                if meta[3][i] ~= tags[i] then
+                if old_tags[i] ~= tags[i] then
                     kept = false
                     break
                 end
             end
         end
         if kept then
-            if meta[1] ~= #payload then
-                redis.call('HINCRBY', S, 'bytes', #payload - meta[1])
+            if size ~= #payload then
+                redis.call('HINCRBY', S, 'bytes', #payload - size)
             end
         else
             unindex_many({fk})
         end
     end
-
-    local meta = ''
-    if ns or #tags > 0 then
-        meta = cmsgpack.pack({ns, tags})
-    end
-    if ttl > 0 then
-        -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
-        -- rounded up, so the entry never goes early.
-        local expiry_us = created + ttl * 1000
-        local expiry = math.ceil(expiry_us / 1000)
-        redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
-        redis.call('ZADD', X, expiry, fk)
-    else
-        redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)
-        if kept then
-            redis.call('ZREM', X, fk)
-        end
-    end
-    redis.call('ZADD', C, created, fk)
+    redis.call('ZADD', K, expiry, fk)
     if not kept then
-        redis.call('ZADD', K, 0, fk)
         if ns then
             redis.call('ZADD', N, 0, member_prefix(ns) .. fk)
         end

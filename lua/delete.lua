@@ -1,14 +1,14 @@
 -- delete: remove the given entries and every index trace of them, in one call (one shard).
--- KEYS[1..8] shard keys M K X C T N S G   KEYS[9..] entry strings, one per full_key
+-- KEYS[1..6] shard keys M K T N S G   KEYS[7..] entry strings, one per full_key
 -- ARGV[1] invalidation channel ('' : none)   ARGV[2] origin
 -- ARGV[3..] full_keys, in the same order as their entry strings
 -- Returns how many of them were live (present, and of the shard's current generation).
 bind_shard()
-open_shard(now_ms())
+open_shard()
 local entries, full_keys = {}, {}
 local live = 0
 for i = 3, #ARGV do
-    local E = KEYS[6 + i]
+    local E = KEYS[4 + i]
     entries[#entries + 1] = E
     full_keys[#full_keys + 1] = ARGV[i]
     if is_current(E) then

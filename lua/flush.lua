@@ -1,6 +1,6 @@
 -- flush: write one process's access accounting of one shard, counted since its last flush: the
 -- reads themselves write nothing (CONTRACT.md "Reads never write").
--- KEYS[1..8] shard keys M K X C T N S G   KEYS[9..] entry strings, one per entry read
+-- KEYS[1..6] shard keys M K T N S G   KEYS[7..] entry strings, one per entry read
 -- ARGV[1] hits   ARGV[2] misses
 -- ARGV[3..] per entry, in the order of the entry strings: created us as read, hits, last access ms
 -- Returns how many entries' hit counts were updated.
@@ -17,13 +17,13 @@ end
 if ARGV[2] ~= '0' then
     redis.call('HINCRBY', S, 'misses', ARGV[2])
 end
-if redis.call('EXISTS', M, K, X, C, T, N, S, G) ~= 8 then
+if not shard_intact() then
     return 0
 end
 GEN = tonumber(redis.call('GET', G))
-redis.call('TOUCH', M, K, X, C, T, N, G)
+redis.call('TOUCH', M, K, T, N, G)
 local updated = 0
-local e = 9
+local e = 7
 for a = 3, #ARGV, 3 do
     local E = KEYS[e]
     e = e + 1

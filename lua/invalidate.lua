@@ -1,9 +1,10 @@
 -- invalidate: remove up to one batch of the entries listed under some index ranges, atomically.
--- Used by delete_by_tags (index t), delete_by_namespace (index n), clear and prefix-only patterns (index k).
--- KEYS[1..8] shard keys M K X C T N S G
+-- Used by delete_by_tags (index t), delete_by_namespace (index n) and clear (index k: every entry).
+-- KEYS[1..6] shard keys M K T N S G
 -- ARGV[1] entry key prefix 'P:{T}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
--- ARGV[4] invalidation channel ('' : none)   ARGV[5] origin
--- ARGV[6..] member prefixes: each names one range (a tag's or namespace's '<len>:<name>', or a key prefix)
+-- ARGV[4] invalidation channel ('' : none)   ARGV[5] origin   ARGV[6] time slice (us): stop once
+-- this much server time is spent (a long invalidation leaves room for other clients between calls)
+-- ARGV[7..] member prefixes, for t and n: each names one range (a tag's or namespace's '<len>:<name>')
 -- Returns {live entries removed, more left (1/0)}.
 --
 -- The entry strings found in the index are the one kind of key not passed in KEYS: they are only known
@@ -12,47 +13,89 @@
 -- A shard whose bookkeeping Redis evicted starts a new generation here: its older entries all read
 -- as misses from then on, so none survives this invalidation, and the ranges below are empty.
 bind_shard()
-open_shard(now_ms())
+local started = now_us()
+open_shard()
 local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local index = ({k = K, t = T, n = N})[which]
-local channel, origin = ARGV[4], ARGV[5]
+local channel, origin, slice = ARGV[4], ARGV[5], tonumber(ARGV[6])
+-- Entries removed between looks at the clock.
+local CHUNK = 64
 local live = 0
 local removed = {}
-for i = 6, #ARGV do
-    local prefix = ARGV[i]
-    local members = redis.call('ZRANGEBYLEX', index, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, budget)
-    -- In the key index the member is the full_key itself; elsewhere it follows the range's prefix.
-    local fks, entries = {}, {}
-    for j = 1, #members do
-        local fk = members[j]
-        if which ~= 'k' then
-            fk = string.sub(fk, #prefix + 1)
-        end
-        fks[j] = fk
-        entries[j] = entry_prefix .. fk
-        removed[#removed + 1] = fk
+
+-- Delete the entries, and every index trace of them; `stray` turns a full_key that had no ledger
+-- row into its member of the index walked, which is dropped so it cannot come back every batch.
+local function remove(fks, index, stray)
+    local entries = {}
+    for j = 1, #fks do
+        entries[j] = entry_prefix .. fks[j]
+        removed[#removed + 1] = fks[j]
     end
     live = live + call_sliced('DEL', false, entries)
     local strays = unindex_many(fks)
     if #strays > 0 then
-        -- Members with no ledger row cannot come from our own writes; drop them so they can't loop.
-        local stray_members = {}
+        local members = {}
         for j = 1, #strays do
-            stray_members[j] = which == 'k' and strays[j] or prefix .. strays[j]
+            members[j] = stray(strays[j])
         end
-        call_sliced('ZREM', index, stray_members)
+        call_sliced('ZREM', index, members)
     end
-    budget = budget - #members
-    if budget <= 0 then
-        -- Say "more" only if something is left, so a range of exactly one batch is one call.
-        for k = i, #ARGV do
-            local left = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255', 'LIMIT', 0, 1)
-            if #left > 0 then
-                announce(channel, origin, removed)
-                return {live, 1}
-            end
+end
+
+-- Whether this call spent its time slice.
+local function spent()
+    return now_us() - started >= slice
+end
+
+if which == 'k' then
+    -- Every entry, in rank order: the sentinel sorts last (+inf, and 0xff in lexical order).
+    while budget > 0 do
+        local fks = redis.call('ZRANGE', K, 0, math.min(CHUNK, budget) - 1)
+        if fks[#fks] == SENTINEL then
+            fks[#fks] = nil
         end
-        break
+        if #fks == 0 then
+            break
+        end
+        remove(fks, K, function(fk) return fk end)
+        budget = budget - #fks
+        if spent() then
+            break
+        end
+    end
+    announce(channel, origin, removed)
+    return {live, redis.call('ZCARD', K) > 1 and 1 or 0}
+end
+
+local index = ({t = T, n = N})[which]
+local function left_in(first)
+    for k = first, #ARGV do
+        local left = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255', 'LIMIT', 0, 1)
+        if #left > 0 then
+            return true
+        end
+    end
+    return false
+end
+
+for i = 7, #ARGV do
+    local prefix = ARGV[i]
+    while true do
+        local want = math.min(CHUNK, budget)
+        local members = redis.call('ZRANGEBYLEX', index, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, want)
+        local fks = {}
+        for j = 1, #members do
+            fks[j] = string.sub(members[j], #prefix + 1)
+        end
+        remove(fks, index, function(fk) return prefix .. fk end)
+        budget = budget - #members
+        if budget <= 0 or spent() then
+            -- Say "more" only if something is left, so a range of exactly one batch is one call.
+            announce(channel, origin, removed)
+            return {live, left_in(i) and 1 or 0}
+        end
+        if #members < want then
+            break
+        end
     end
 end
 announce(channel, origin, removed)

@@ -1,17 +1,17 @@
 -- set: replace one entry whole (value, TTL, namespace, tags) and every index with it, in one call;
 -- then unindex a bounded number of expired entries, so the indexes never pile up dead members.
--- KEYS[1..8] shard keys M K X C T N S G   KEYS[9] entry string
+-- KEYS[1..6] shard keys M K T N S G   KEYS[7] entry string
 -- ARGV[1] full_key   ARGV[2] payload   ARGV[3] ttl ms (0: never expires)   ARGV[4] namespace ('' : none)
 -- ARGV[5] how many expired entries to trim   ARGV[6] invalidation channel ('' : none)   ARGV[7] origin
 -- ARGV[8..] tags
 -- Returns the server time (ms) used as created_at.
 bind_shard()
-local E = KEYS[9]
+local E = KEYS[7]
 local fk, payload, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ns = ARGV[4] ~= '' and ARGV[4] or false
 local created = now_us()
 local now = math.floor(created / 1000)
-open_shard(now)
+open_shard()
 
 local tags = {}
 for i = 8, #ARGV do

@@ -1,5 +1,5 @@
 -- set_many: set for many entries of one shard in one call (each replaced whole, as by set).
--- KEYS[1..8] shard keys M K X C T N S G   KEYS[9..] entry strings, one per entry
+-- KEYS[1..6] shard keys M K T N S G   KEYS[7..] entry strings, one per entry
 -- ARGV[1] how many expired entries to trim   ARGV[2] invalidation channel ('' : none)   ARGV[3] origin
 -- ARGV[4..] per entry, in the order of the entry strings: full_key, payload, ttl ms (0: never),
 --           namespace ('' : none), tag count, then the tags
@@ -7,9 +7,9 @@
 bind_shard()
 local created = now_us()
 local now = math.floor(created / 1000)
-open_shard(now)
+open_shard()
 local fks = {}
-local a, e = 4, 9
+local a, e = 4, 7
 while a <= #ARGV do
     local fk, payload, ttl, ns = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
     local count = tonumber(ARGV[a + 4])

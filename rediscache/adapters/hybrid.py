@@ -37,16 +37,11 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from redis import exceptions as rex
-from redis.asyncio import Redis
-
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
-from rediscache.redis.layout import decode_invalidation
-from rediscache.redis.pool import deadline
 
 __all__ = ["HybridCacheAdapter"]
 
@@ -189,62 +184,23 @@ class HybridCacheAdapter(CacheAdapter):
     async def _listen(self) -> None:
         backoff = 0.05
         while not self._closed:
-            client: Redis | None = None
             try:
-                client = await self._l2.transport.subscriber()
-                async with client.pubsub() as pubsub:
-                    # Connecting can hang on a frozen server (it still accepts TCP): bound it.
-                    async with deadline(self._check_interval * 2 + 2.0):
-                        await pubsub.subscribe(self._l2.layout.channel)
-                    confirmation = await pubsub.get_message(timeout=self._check_interval * 2)
-                    if confirmation is None or confirmation.get("type") != "subscribe":
-                        raise ConnectionError("no subscription confirmation")
+                async with self._l2.invalidation_feed(self._check_interval) as feed:
                     self._channel_up()
                     backoff = 0.05
-                    await self._serve(pubsub)
+                    while not self._closed:
+                        changed = await feed.next()
+                        if changed is None:
+                            self._channel_up()  # anything may have changed: start from an empty L1
+                        else:
+                            for full_key in changed:
+                                self._drop(full_key)
             except asyncio.CancelledError:
                 raise
-            except (rex.RedisError, CacheError, OSError, ConnectionError, TimeoutError) as exc:
+            except CacheError as exc:
                 self._channel_down(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
-            finally:
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        await client.aclose()
-
-    async def _serve(self, pubsub: Any) -> None:
-        pinged_at: float | None = None
-        while not self._closed:
-            message = await pubsub.get_message(timeout=self._check_interval)
-            now = time.monotonic()
-            if message is None:
-                if pinged_at is None:
-                    await pubsub.ping()
-                    pinged_at = now
-                elif now - pinged_at > self._check_interval:
-                    raise TimeoutError("the invalidation channel stopped answering")
-                continue
-            pinged_at = None
-            kind = message.get("type")
-            if kind == "message":
-                self._apply(message["data"])
-            elif kind == "subscribe":
-                # A resubscription we did not ask for: the connection dropped and came back, and
-                # messages may have been missed in between.
-                self._channel_up()
-
-    def _apply(self, data: bytes) -> None:
-        try:
-            origin, full_keys = decode_invalidation(data)
-        except ValueError:  # a message we can't read could have named any key
-            logger.warning("rediscache: unreadable invalidation message; clearing L1")
-            self._drop_all()
-            return
-        if origin == self._l2.origin:
-            return  # our own change: its keys were dropped before the call returned
-        for full_key in full_keys:
-            self._drop(full_key.decode("utf-8", "surrogateescape"))
 
     def _channel_up(self) -> None:
         # Messages may have been missed while we were not subscribed: start from an empty L1.

@@ -28,19 +28,33 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis, RedisCluster
 
 from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, UndecodablePayload
-from rediscache._glob import compile_glob, literal_prefix
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
 from rediscache.redis.accounting import Accounting
 from rediscache.redis.cluster import ClusterTransport
-from rediscache.redis.layout import ENTRY_HEADER_SIZE, Layout, Shard, StoredEntry, decode_entry, member_prefix
+from rediscache.redis.feed import InvalidationFeed
+from rediscache.redis.layout import (
+    ENTRY_HEADER_SIZE,
+    SENTINEL,
+    Layout,
+    Shard,
+    StoredEntry,
+    decode_entry,
+    member_prefix,
+)
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.scripts import script
 from rediscache.redis.standalone import StandaloneTransport
 from rediscache.redis.transport import ScriptCall, Transport, redact
 from rediscache.serialization import Codec, make_codec
 
-__all__ = ["ACL_COMMANDS", "RedisCacheAdapter"]
+__all__ = ["ACL_COMMANDS", "STATS_SAMPLE", "RedisCacheAdapter"]
+
+# The first call of an invalidation may take this long on the server (CONTRACT.md: no single script
+# call should block Redis for more than about 10 ms); a whole batch fits well within it.
+_FIRST_SLICE_US = 10_000
+#: Entries per shard whose created time ``get_stats`` reads for ``oldest_entry``/``newest_entry``.
+STATS_SAMPLE = 64
 
 logger = logging.getLogger("rediscache")
 
@@ -54,17 +68,16 @@ _UNLOCK = script("unlock")
 _SET_MANY = script("set_many")
 _FLUSH = script("flush")
 _ALL_SCRIPTS = (_SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _FLUSH, _UNLOCK)
-_GLOB_SPECIAL = frozenset("*?[]\\")
 
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
 #: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` and ``INFO`` are
 #: optional: without them the eviction-policy check is skipped and ``wait_for_replicas="auto"``
 #: sees no replica on a single server; ``CLUSTER SLOTS`` is needed on a cluster).
 ACL_COMMANDS = (
-    "evalsha", "script|load", "mget", "zrangebylex", "set", "subscribe", "ping", "wait",  # sent by the client
-    "cluster|slots",
-    "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange",  # in scripts
-    "time", "touch", "zadd", "zcard", "zcount", "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", "publish",
+    "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ping", "wait", "cluster|slots",  # client
+    "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # scripts
+    "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem", "zscan",
+    "publish",
 )  # fmt: skip
 
 
@@ -104,12 +117,6 @@ def _require_tags(tags: object) -> list[str]:
     return [_require_name("tag", tag) for tag in tags]
 
 
-def _prefix_only(pattern: str, prefix: str) -> bool:
-    """Whether ``pattern`` is exactly a literal prefix followed by one ``*``: every key in that range matches."""
-    escaped = "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in prefix)
-    return pattern == escaped + "*"
-
-
 def _describe(client: Redis | RedisCluster) -> str:
     if isinstance(client, RedisCluster):
         nodes = client.get_nodes() or client.startup_nodes
@@ -134,16 +141,16 @@ class RedisCacheAdapter(CacheAdapter):
         secret: signing secret(s) for pickle; the first signs, all verify.
         cluster: build a cluster client from ``redis_url``.
         shards: hash slots the cache is spread over (default 1 on one server, 16 on a cluster).
-        batch_size: entries removed per script call by invalidations; bounds how long Redis is blocked.
+        batch_size: entries removed per script call by invalidations, at most.
+        invalidation_slice: seconds of server time one invalidation call spends at most (checked
+            every 64 entries), so that a long invalidation leaves room for other clients' commands
+            between its calls.
         trim_per_write: expired entries unindexed by each ``set`` (keeps indexes from growing).
         compression_threshold: compress payloads larger than this many bytes (``None``: never).
         read_only_reads: never flush access accounting: hits, misses and hit counts of this
             instance's reads stay in the process and are not shared (reads write nothing anyway).
         flush_interval: seconds between flushes of this instance's access accounting (hits, misses,
             hit counts, last access) to Redis; other instances see them within this long.
-        strict_eviction_policy: refuse to run on a server whose ``maxmemory-policy`` is ``allkeys-*``
-            (eviction of an index could let a stale entry outlive its invalidation); otherwise a
-            WARNING is logged on the ``rediscache`` logger.
         wait_for_replicas: after ``delete``, ``delete_many``, ``delete_by_*`` and ``clear``, wait
             (``WAIT``) until this many replicas of each node touched acknowledged the change.
             ``"auto"`` (default): 1 on nodes that have replicas, none elsewhere; ``0``: never.
@@ -168,10 +175,10 @@ class RedisCacheAdapter(CacheAdapter):
         cluster: bool = False,
         shards: int | None = None,
         batch_size: int = 500,
+        invalidation_slice: float = 0.001,
         trim_per_write: int = 10,
         compression_threshold: int | None = None,
         read_only_reads: bool = False,
-        strict_eviction_policy: bool = False,
         publish_invalidations: bool = True,
         flush_interval: float = 1.0,
         wait_for_replicas: int | Literal["auto"] = "auto",
@@ -188,6 +195,8 @@ class RedisCacheAdapter(CacheAdapter):
     ) -> None:
         if batch_size < 1 or trim_per_write < 0:
             raise ValueError("batch_size must be >= 1 and trim_per_write >= 0")
+        if not invalidation_slice > 0:
+            raise ValueError("invalidation_slice must be positive")
         if wait_for_replicas != "auto" and (not isinstance(wait_for_replicas, int) or wait_for_replicas < 0):
             raise ValueError(f'wait_for_replicas must be "auto" or an int >= 0, got {wait_for_replicas!r}')
         if not flush_interval > 0:
@@ -242,6 +251,7 @@ class RedisCacheAdapter(CacheAdapter):
             raise TypeError(f"client must be a redis.asyncio Redis or RedisCluster, not {type(client).__name__}")
         self._layout = Layout(key_prefix, shards if shards is not None else (16 if is_cluster else 1))
         self._batch = batch_size
+        self._slice_us = max(1, round(invalidation_slice * 1_000_000))
         self._trim = str(trim_per_write).encode()
         self._read_only = read_only_reads
         self._accounting = Accounting()
@@ -258,7 +268,6 @@ class RedisCacheAdapter(CacheAdapter):
         self.unreplicated_invalidations = 0
         # Names this instance in its invalidation messages, so a listener can skip its own.
         self.origin = os.urandom(8).hex().encode()
-        self._strict_eviction = strict_eviction_policy
         self._checked = False
         self._check_failed: tuple[float, CacheError] | None = None
         self._check_lock = asyncio.Lock()
@@ -314,6 +323,8 @@ class RedisCacheAdapter(CacheAdapter):
             logger.info("rediscache: cannot read the replicas of %s (%s)", self.server, exc)
 
     async def _check_eviction_policy(self, op: str) -> None:
+        """Say at INFO what the server's eviction policy means for this cache. Every policy is safe
+        (``docs/redis-layout.md``, "Eviction"); they differ in what a full server costs."""
         try:
             answers = await self._transport.primaries_command(op, "CONFIG", "GET", "maxmemory-policy")
         except CacheConnectionError:
@@ -323,18 +334,17 @@ class RedisCacheAdapter(CacheAdapter):
             logger.info("rediscache: cannot read maxmemory-policy on %s (%s)", self.server, exc)
             return
         for answer in answers:
+            # A map under RESP3, a flat [name, value] pair under RESP2.
             policy = answer.get(b"maxmemory-policy") if isinstance(answer, dict) else None
             if policy is None and isinstance(answer, list) and len(answer) == 2:
                 policy = answer[1]
             if isinstance(policy, bytes) and policy.startswith(b"allkeys-"):
-                message = (
-                    f"Redis at {self.server} has maxmemory-policy {policy.decode()}: Redis may evict an index "
-                    "of this cache, and an entry whose index was evicted outlives its invalidation. Use "
-                    "volatile-* or noeviction for a cache that relies on tag or namespace invalidation."
+                logger.info(
+                    "rediscache: Redis at %s has maxmemory-policy %s: when it evicts part of a shard's "
+                    "bookkeeping, that shard's entries read as misses from then on (never stale)",
+                    self.server,
+                    policy.decode(),
                 )
-                if self._strict_eviction:
-                    raise CacheError(message)
-                logger.warning(message)
 
     # -- reads -------------------------------------------------------------------------------------
     #
@@ -438,11 +448,19 @@ class RedisCacheAdapter(CacheAdapter):
 
     @property
     def layout(self) -> Layout:
+        """Key names and shards (for tools and tests)."""
         return self._layout
 
     @property
     def transport(self) -> Transport:
+        """How commands reach Redis (for tools and tests)."""
         return self._transport
+
+    def invalidation_feed(self, check_interval: float = 1.0) -> InvalidationFeed:
+        """The changes other instances make to this cache: ``async with adapter.invalidation_feed()
+        as feed``, then ``await feed.next()`` for each batch of changed full_keys (``None``: anything
+        may have changed). What an in-process L1 listens to (``docs/hybrid.md``)."""
+        return InvalidationFeed(self._transport, self._layout.channel, self.origin, check_interval)
 
     @staticmethod
     def _stored_key(key: CacheKey, namespace: str | None, tags: list[str]) -> CacheKey:
@@ -570,7 +588,9 @@ class RedisCacheAdapter(CacheAdapter):
         try:
             return bool(await self._transport.run("delete", shard.slot, call, again=None, durable=True))
         except CacheReplicationError as error:
-            return bool(self._unreplicated("delete", [str(error)], bool(error.result)))
+            removed = bool(error.result)
+            # Nothing removed, nothing a failover could bring back.
+            return bool(self._unreplicated("delete", [str(error)], removed)) if removed else False
 
     async def delete_many(self, keys: Iterable[CacheKey]) -> int:
         full_keys = list(dict.fromkeys(_require_key(key).full_key.encode() for key in keys))
@@ -578,7 +598,7 @@ class RedisCacheAdapter(CacheAdapter):
         try:
             return await self._delete_full_keys("delete_many", full_keys)
         except CacheReplicationError as error:
-            return int(self._unreplicated("delete_many", [str(error)], error.result))
+            return int(self._unreplicated("delete_many", [str(error)], error.result)) if error.result else 0
 
     async def _delete_full_keys(self, op: str, full_keys: Sequence[bytes]) -> int:
         calls: list[tuple[int, ScriptCall]] = [
@@ -597,9 +617,10 @@ class RedisCacheAdapter(CacheAdapter):
     # -- replication ---------------------------------------------------------------------------------
 
     def _unreplicated(self, op: str, shortfalls: list[str], result: Any) -> Any:
+        """Tell the caller that an invalidation that removed something is not on enough replicas."""
         message = (
             f"{op} on {self.server} is done on the primary, but not acknowledged by enough replicas: "
-            f"{'; '.join(shortfalls)}; a failover now could undo it"
+            f"{'; '.join(dict.fromkeys(shortfalls))}; a failover now could undo it"
         )
         if self._raise_unreplicated:
             raise CacheReplicationError(message, result=result)
@@ -610,25 +631,29 @@ class RedisCacheAdapter(CacheAdapter):
     # -- invalidation ------------------------------------------------------------------------------
 
     async def _invalidate(self, op: str, index: bytes, prefixes: Sequence[bytes]) -> int:
-        """Run the invalidate script on every shard, batch after batch, until the ranges are empty."""
+        """Run the invalidate script on every shard, batch after batch, until the ranges are empty.
+
+        The first call of a shard removes up to a whole batch (so an invalidation of up to one batch
+        is one round trip); the calls after it, in a long invalidation, stop after
+        ``invalidation_slice`` of server time each, so that other clients' commands get in between."""
         shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
             removed = 0
-            call: ScriptCall = (
-                _INVALIDATE,
-                shard.index_keys,
-                (shard.entry_prefix, self._batch, index, self._channel, self.origin, *prefixes),
-            )
+            head = (shard.entry_prefix, self._batch, index, self._channel, self.origin)
+            call: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, _FIRST_SLICE_US, *prefixes))
+            sliced: ScriptCall = (_INVALIDATE, shard.index_keys, (*head, self._slice_us, *prefixes))
             while True:
                 try:
                     live, more = await self._transport.run(op, shard.slot, call, again=None, durable=True)
                 except CacheReplicationError as error:
-                    shortfalls.append(str(error))
                     live, more = error.result
+                    if int(live):  # a batch that removed nothing has nothing a failover could bring back
+                        shortfalls.append(str(error))
                 removed += int(live)
                 if not more:
                     return removed
+                call = sliced
 
         await self._ready(op)
         total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
@@ -649,31 +674,38 @@ class RedisCacheAdapter(CacheAdapter):
         await self._invalidate("clear", b"k", [b""])
 
     async def delete_by_pattern(self, pattern: str) -> int:
-        prefix = literal_prefix(_require_name("pattern", pattern))
-        if _prefix_only(pattern, prefix):
-            # Every key in the prefix's range matches: delete server-side, one call per batch.
-            return await self._invalidate("delete_by_pattern", b"k", [prefix.encode()])
-        matches = compile_glob(pattern)
-        low = b"[" + prefix.encode()
-        high = b"(" + prefix.encode() + b"\xff"  # UTF-8 never contains 0xff: the range covers the prefix
+        """Walk each shard's key index with ``ZSCAN ... MATCH`` (Redis's own glob, on the bytes of
+        ``full_key``) and delete what matches, one batch at a time. The walk reads the whole index:
+        the index is ordered by expiry, not by name, so a literal prefix does not narrow it."""
+        match = _require_name("pattern", pattern).encode()
         shortfalls: list[str] = []
 
         async def one_shard(shard: Shard) -> int:
-            removed, start = 0, low
+            removed, cursor = 0, b"0"
+            seen: set[bytes] = set()  # ZSCAN may return a member twice
             while True:
-                page: list[bytes] = await self._transport.command(
-                    "delete_by_pattern", shard.slot, b"ZRANGEBYLEX", shard.keys, start, high, b"LIMIT", 0, self._batch
+                cursor, page = await self._transport.command(
+                    "delete_by_pattern",
+                    shard.slot,
+                    b"ZSCAN",
+                    shard.keys,
+                    cursor,
+                    b"MATCH",
+                    match,
+                    b"COUNT",
+                    self._batch,
                 )
-                hits = [fk for fk in page if matches(fk)]
+                hits = [fk for fk in page[::2] if fk != SENTINEL and fk not in seen]
+                seen.update(hits)
                 if hits:
                     try:
                         removed += await self._delete_full_keys("delete_by_pattern", hits)
                     except CacheReplicationError as error:
-                        shortfalls.append(str(error))
+                        if error.result:
+                            shortfalls.append(str(error))
                         removed += error.result
-                if len(page) < self._batch:
+                if cursor in (b"0", 0):
                     return removed
-                start = b"(" + page[-1]
 
         await self._ready("delete_by_pattern")
         total = sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
@@ -688,31 +720,37 @@ class RedisCacheAdapter(CacheAdapter):
         (evicted) ones are added to ``reconciled``."""
 
         async def one_shard(shard: Shard) -> int:
-            expired = 0
-            call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch, shard.entry_prefix))
+            expired, cursor = 0, b"0"
             while True:
-                count, more, vanished, walked = await self._transport.run(
+                call: ScriptCall = (_CLEANUP, shard.index_keys, (self._batch, shard.entry_prefix, cursor))
+                count, more, vanished, cursor = await self._transport.run(
                     "cleanup_expired", shard.slot, call, again=None
                 )
                 expired += int(count)
                 self.reconciled += int(vanished)
-                if not more and walked:
+                if not more and cursor in (b"0", 0):
                     return expired
 
         await self._ready("cleanup_expired")
         return sum(await asyncio.gather(*(one_shard(shard) for shard in self._layout.shards)))
 
     async def get_stats(self) -> CacheStats:
+        """The shared figures; ``oldest_entry``/``newest_entry`` are exact for shards of up to
+        ``STATS_SAMPLE`` entries and the oldest/newest of a random sample of that many beyond."""
         await self._ready("get_stats")
         await self.flush()  # this instance's own reads show at once
         replies = await self._transport.run_each(
-            "get_stats", [(shard.slot, (_STATS, shard.index_keys, (self._batch,))) for shard in self._layout.shards]
+            "get_stats",
+            [
+                (shard.slot, (_STATS, shard.index_keys, (shard.entry_prefix, STATS_SAMPLE)))
+                for shard in self._layout.shards
+            ],
         )
         entries = hits = misses = size = 0
         oldest: int | None = None
         newest: int | None = None
-        for total, expired, shard_hits, shard_misses, shard_bytes, low, high in replies:
-            entries += total - expired
+        for live, shard_hits, shard_misses, shard_bytes, low, high in replies:
+            entries += int(live)
             hits += int(shard_hits)
             misses += int(shard_misses)
             size += int(shard_bytes)

@@ -15,7 +15,7 @@ from redis import exceptions as rex
 
 from rediscache._exceptions import CacheConnectionError, CacheError
 
-__all__ = ["Redirect", "classify", "map_exceptions", "redirect_target", "reraise", "translate"]
+__all__ = ["OnNode", "Redirect", "classify", "map_exceptions", "redirect_target", "reraise", "translate"]
 
 _CONNECTION_ERRORS = (
     rex.ConnectionError,
@@ -33,6 +33,17 @@ _CONNECTION_ERRORS = (
 )
 
 
+class OnNode(Exception):
+    """An error met on one node, with what the call met before it (a cluster's redirections and
+    waits), so that the message says where it failed and why it kept trying."""
+
+    def __init__(self, node: str, cause: BaseException, earlier: str | None = None) -> None:
+        super().__init__(str(cause))
+        self.node = node
+        self.cause = cause
+        self.earlier = earlier
+
+
 def translate(operation: str, server: str, exc: Exception) -> CacheError:
     """The ``CacheError`` to raise for ``exc``: connection, timeout and cluster-state errors become
     ``CacheConnectionError``; any other error, including those of redis-py's internals (an
@@ -41,6 +52,13 @@ def translate(operation: str, server: str, exc: Exception) -> CacheError:
     names neither."""
     if isinstance(exc, CacheError):
         return exc
+    if isinstance(exc, OnNode):
+        where = server if exc.node == server else f"{server} (node {exc.node})"
+        cause = exc.cause if isinstance(exc.cause, Exception) else RuntimeError(str(exc.cause))
+        mapped = translate(operation, where, cause)
+        if exc.earlier is None or mapped is cause:
+            return mapped
+        return type(mapped)(f"{mapped}, after {exc.earlier}")
     if isinstance(exc, _CONNECTION_ERRORS):
         return CacheConnectionError(f"{operation} failed on {server}: {_describe(exc)}")
     if isinstance(exc, rex.RedisError):

@@ -33,6 +33,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 __all__ = [
     "ENTRY_HEADER_SIZE",
+    "SENTINEL",
     "StoredEntry",
     "decode_entry",
     "LAYOUT_VERSION",
@@ -50,10 +51,15 @@ __all__ = [
 
 # 2: shard hash tags carry a suffix that spaces their slots evenly.
 # 3: entries carry their generation, namespace and tags; reads are plain MGETs.
-LAYOUT_VERSION = "3"
+# 4: one zset (full_key -> expiry) lists the entries and their expiry; no created-time index.
+LAYOUT_VERSION = "4"
 #: More shards than this gain nothing (a cluster has at most a few hundred masters) and make the
 #: hash-tag search slow.
 MAX_SHARDS = 1024
+
+#: The member (field) every bookkeeping key holds, so that it exists until Redis evicts it; no
+#: full_key, tag or namespace member is ever this (UTF-8 never holds the byte 0xff).
+SENTINEL = b"\xff\xff"
 
 _HEADER = struct.Struct(">qqqIqH")
 ENTRY_HEADER_SIZE = _HEADER.size
@@ -154,30 +160,19 @@ class Shard:
     slot: int  # the hash slot of every key of the shard: what routes its calls on a cluster
     entry_prefix: bytes
     ledger: bytes
-    keys: bytes
-    expiry: bytes
-    created: bytes
+    keys: bytes  # zset: full_key -> expiry ms (+inf: none)
     tags: bytes
     namespaces: bytes
     stats: bytes
     generation: bytes
-    # The eight bookkeeping keys in the order every index-maintaining script expects them.
+    # The six bookkeeping keys in the order every index-maintaining script expects them.
     index_keys: tuple[bytes, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self,
             "index_keys",
-            (
-                self.ledger,
-                self.keys,
-                self.expiry,
-                self.created,
-                self.tags,
-                self.namespaces,
-                self.stats,
-                self.generation,
-            ),
+            (self.ledger, self.keys, self.tags, self.namespaces, self.stats, self.generation),
         )
 
     def entry_key(self, full_key: bytes) -> bytes:
@@ -215,8 +210,6 @@ class Layout:
             entry_prefix=base + b"e:",
             ledger=base + b"m",
             keys=base + b"k",
-            expiry=base + b"x",
-            created=base + b"c",
             tags=base + b"t",
             namespaces=base + b"n",
             stats=base + b"s",

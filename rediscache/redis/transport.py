@@ -35,7 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from rediscache._exceptions import CacheConnectionError, CacheReplicationError
-from rediscache.redis.errors import Redirect, classify, map_exceptions, redirect_target, reraise
+from rediscache.redis.errors import OnNode, Redirect, classify, map_exceptions, redirect_target, reraise
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.pool import Pool
 from rediscache.redis.scripts import Script
@@ -319,6 +319,7 @@ class Transport(ABC):
         budget = Budget(self.options.operation_timeout)
         failures = hops = 0
         asking: Node | None = None
+        earlier: str | None = None  # the last redirection or wait, for the error message
         while True:
             node = asking if asking is not None else await self.node_for(slot)
             current = command if not sent else (command if again is True else again)
@@ -335,11 +336,12 @@ class Transport(ABC):
                 self.node_failed(node, failure)
                 if failure.sent:
                     if again is None:
-                        raise failure.cause from None
+                        raise OnNode(node.name, failure.cause, earlier) from None
                     sent = True
                 failures += 1
                 if failures > self.options.retries or budget.remaining() <= 0:
-                    raise failure.cause from None
+                    raise OnNode(node.name, failure.cause, earlier) from None
+                earlier = f"{type(failure.cause).__name__}: {failure.cause}"
                 await asyncio.sleep(min(_backoff(failures), max(budget.remaining(), 0)))
                 asking = None
                 continue
@@ -348,7 +350,7 @@ class Transport(ABC):
             kind = classify(answer)
             if kind is None:
                 if isinstance(answer, Exception):
-                    raise answer
+                    raise OnNode(node.name, answer, earlier)
                 if waiting and _short(answers[-1], waiting):
                     raise CacheReplicationError(
                         f"{node.name}: {_acked(answers[-1])} of {waiting} replica(s) acknowledged within "
@@ -358,7 +360,8 @@ class Transport(ABC):
                 return answer
             hops += 1
             if hops > _MAX_HOPS or budget.remaining() <= 0:
-                raise answer
+                raise OnNode(node.name, answer, earlier)
+            earlier = f"{type(answer).__name__}: {answer}"
             if kind is Redirect.NOSCRIPT:
                 await self._load(node, scripts, budget)
             elif kind is Redirect.MOVED:

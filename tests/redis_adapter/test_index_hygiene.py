@@ -18,17 +18,10 @@ async def _index_sizes(client: Any, prefix: str) -> dict[str, int]:
     shard = Layout(prefix, 1).shards[0]
     pipe = client.pipeline(transaction=False)
     pipe.hlen(shard.ledger)
-    for key in (shard.keys, shard.expiry, shard.created, shard.tags, shard.namespaces):
+    for key in (shard.keys, shard.tags, shard.namespaces):
         pipe.zcard(key)
-    ledger, keys, expiry, created, tags, namespaces = [size - 1 for size in await pipe.execute()]
-    return {
-        "ledger": ledger,
-        "keys": keys,
-        "expiry": expiry,
-        "created": created,
-        "tags": tags,
-        "ns": namespaces,
-    }
+    ledger, keys, tags, namespaces = [size - 1 for size in await pipe.execute()]
+    return {"ledger": ledger, "keys": keys, "tags": tags, "ns": namespaces}
 
 
 async def test_writes_trim_the_index_members_of_expired_entries(
@@ -43,7 +36,7 @@ async def test_writes_trim_the_index_members_of_expired_entries(
         await cache.set(CacheKey(key=f"live{i}", namespace="ns", tags=["a"]), i)
 
     sizes = await _index_sizes(redis_client, key_prefix)
-    assert sizes == {"ledger": 100, "keys": 100, "expiry": 0, "created": 100, "tags": 100, "ns": 100}
+    assert sizes == {"ledger": 100, "keys": 100, "tags": 100, "ns": 100}
     assert (await cache.get_stats()).total_entries == 100
 
 
@@ -58,7 +51,7 @@ async def test_cleanup_expired_trims_everything_that_expired_and_counts_it(
     assert await cache.cleanup_expired() == 1200
     assert await cache.cleanup_expired() == 0
     sizes = await _index_sizes(redis_client, key_prefix)
-    assert sizes == {"ledger": 1, "keys": 1, "expiry": 0, "created": 1, "tags": 1, "ns": 0}
+    assert sizes == {"ledger": 1, "keys": 1, "tags": 1, "ns": 0}
 
 
 async def test_stats_bytes_return_to_the_live_payloads_after_trimming(
@@ -86,7 +79,5 @@ async def test_clear_leaves_only_the_empty_bookkeeping_and_the_hit_and_miss_coun
     shard = Layout(key_prefix, 1).shards[0]
     left = sorted([key async for key in redis_client.scan_iter(match=f"{key_prefix}*")])
     assert left == sorted(shard.index_keys)
-    assert await _index_sizes(redis_client, key_prefix) == dict.fromkeys(
-        ("ledger", "keys", "expiry", "created", "tags", "ns"), 0
-    )
+    assert await _index_sizes(redis_client, key_prefix) == dict.fromkeys(("ledger", "keys", "tags", "ns"), 0)
     assert await redis_client.hget(shard.stats, "hits") == b"1"

@@ -40,7 +40,8 @@ async def test_a_50k_member_tag_is_invalidated_exactly_with_no_command_over_50_m
         await admin.aclose()
 
     assert removed == MEMBERS
-    assert calls == MEMBERS // 500  # batches of 500
+    # Batches of 500 at most, and after the first, of one time slice each: more calls, each short.
+    assert calls >= MEMBERS // 500
     slow = [(entry["duration"], entry["command"][:40]) for entry in log if entry["duration"] >= 50_000]
     assert slow == []
     assert (await cache.get_stats()).total_entries == 1

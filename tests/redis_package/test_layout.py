@@ -59,7 +59,7 @@ def test_every_key_starts_with_the_prefix_and_carries_it_in_the_hash_tag() -> No
 def test_the_tags_of_this_layout_version_never_change() -> None:
     # Another process (or release) on the same layout version must find the same keys: a change
     # here without a LAYOUT_VERSION bump would make every cache read as empty after an upgrade.
-    assert LAYOUT_VERSION == "3"
+    assert LAYOUT_VERSION == "4"
     assert shard_tags(b"app", 16)[:3] == ((b"{app:0:252}", 509), (b"{app:1:51}", 1533), (b"{app:2:166}", 2553))
 
 
