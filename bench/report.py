@@ -207,21 +207,28 @@ def _memory_table(memory: list[dict[str, Any]]) -> list[str]:
 def _server_cost_table(server_cost: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| Topology | Workload | Conc. | server CPU per op: raw | rediscache | rediscache / raw "
+        "| rediscache's MGET sent by redis-py / raw | server wake-ups per op: raw / rediscache "
         "| commandstats µs per op: raw | rediscache | rediscache / raw |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for topology in server_cost:
         for row in topology.get("cpu", []):
             head = f"| {row['topology']} | {row['workload']} | {row['concurrency']} |"
             if row.get("error") or "cpu_ratio" not in row:
-                lines.append(f"{head} error | | | | | |")
+                lines.append(f"{head} error | | | | | | | |")
                 continue
             raw, rc = row["raw"], row["rediscache"]
             per = " (per key)" if row["workload"].startswith("get_many") else ""
+            same = row.get("same_client_cpu_ratio")
+            same_text = (
+                "-" if same is None else f"{row['rediscache_mget_by_redis_py']['server_cpu_us']:.2f} µs, {same:.2f}"
+            )
             cells = [
                 f"{raw['server_cpu_us']:.2f} µs{per}",
                 f"{rc['server_cpu_us']:.2f} µs",
                 _ratio(row["cpu_ratio"]),
+                same_text,
+                f"{_ratio(raw.get('wakeups_per_op'))} / {_ratio(rc.get('wakeups_per_op'))}",
                 f"{raw['command_us']:.2f}",
                 f"{rc['command_us']:.2f}",
                 _ratio(row["command_ratio"]),
@@ -371,7 +378,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             "`GET` (`MGET` of 100 keys); rediscache's reads are charged one flush of their access accounting per "
             "second of reads (its default `flush_interval`). commandstats: the `usec` of the commands each client "
             "sent (`GET`; `MGET` and the flush's `EVALSHA`), per operation. Medians over the repetitions; the "
-            "ratios are medians of the per-repetition ratios.",
+            "ratios are medians of the per-repetition ratios. The column in between: rediscache's read command "
+            "(`MGET` of the entry and its shard's generation) sent by the raw client itself, so that only the "
+            "command differs (a server's CPU per request also depends on how its client paces requests). Server "
+            "wake-ups: the servers' voluntary context switches per operation (`/proc/<pid>/status`), each a sleep "
+            "in `epoll_wait` and a wake-up: requests arriving one at a time wake the server once each.",
             "",
             *_server_cost_table(results["server_cost"]),
             "",

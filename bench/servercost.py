@@ -9,12 +9,21 @@ the command, writing the reply, the event loop, everything. Subjects, interleave
 starts with a different one), the median of the per-repetition ratios reported:
 
 - raw redis-py ``GET`` (+ ``unpackb``) of the raw keys, and ``MGET`` of 100 keys for the batch;
+- rediscache's read command, ``MGET <entry key> <shard generation key>``, sent by raw redis-py
+  (get hit only, no flush): the same client as the raw GET's, so what differs is the command
+  alone. The server's CPU per request depends on its client too (how often the server must wake
+  it, which the kernel charges to the server): a client that waits for replies idle costs the
+  server more system time per request than a busy one;
 - rediscache ``get`` (``get_many(100)``) of its keys, on an adapter of its own whose periodic flush
   is off (``flush_interval`` of an hour). After each loop its access accounting is flushed, and
   the flush's server CPU (and commandstats) is charged to the loop's reads at the rate the default
   ``flush_interval`` of 1 s flushes: a loop of ``w`` seconds is charged ``min(1, w / 1 s)`` of its
   flush. Every loop reads all 1,000 keys, so its flush carries the very entries a periodic flush
   after a second of reads would.
+
+The servers' voluntary context switches over the loop (``/proc/<pid>/status``) are shown per
+operation: each is a sleep in ``epoll_wait`` with nothing left to do and a wake-up, which costs the
+server CPU time of its own; a client whose requests arrive one at a time wakes the server for each.
 
 ``INFO commandstats`` (reset before each loop) gives the command time beside it: the ``usec`` of
 the commands the client sent (``GET``; ``MGET`` and the flush's ``EVALSHA``) per operation.
@@ -42,6 +51,7 @@ from bench.runner import Op, describe_error, measured_run
 from bench.servers import BenchServer
 from bench.workloads import (
     BATCH,
+    KEYS,
     populate_raw,
     populate_rc,
     raw_cluster_get_many,
@@ -62,7 +72,7 @@ NO_FLUSH = 3600.0  # seconds: the adapter's periodic flush never runs during a s
 #: rediscache's default flush_interval: its reads are charged one flush per this many seconds.
 FLUSH_INTERVAL = 1.0
 #: The commands each subject sends itself (commandstats also counts those its scripts run).
-SENT = {"raw": {"get", "mget"}, "rediscache": {"mget", "evalsha"}}
+SENT = {"raw": {"get", "mget"}, "rediscache": {"mget", "evalsha"}, "rediscache_mget_by_redis_py": {"mget"}}
 IGNORED = {"info", "config", "config|resetstat", "config|set", "config|get", "ping", "cluster|slots", "cluster"}
 
 
@@ -77,6 +87,25 @@ def server_cpu_seconds(nodes: list[BenchServer]) -> float:
     for node in nodes:
         info = _info(node, "cpu")
         total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return total
+
+
+def _pids(nodes: list[BenchServer]) -> list[int]:
+    return [int(_info(node, "server")["process_id"]) for node in nodes]
+
+
+def context_switches(pids: list[int]) -> int | None:
+    """The servers' voluntary context switches so far (``/proc/<pid>/status``: each one a sleep in
+    ``epoll_wait`` with nothing to do, and a wake-up), summed; ``None`` where ``/proc`` is not there."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            return None
     return total
 
 
@@ -109,9 +138,13 @@ async def _cpu_run(
 ) -> dict[str, Any]:
     """One loop's server CPU per unit, its flush charged at one flush per ``FLUSH_INTERVAL`` of reads."""
     _reset(nodes)
+    pids = _pids(nodes)
     before = server_cpu_seconds(nodes)
+    switches = context_switches(pids)
     wall, _ = await measured_run(op, calls, concurrency)
     used = server_cpu_seconds(nodes) - before
+    after_switches = context_switches(pids)
+    woken = None if switches is None or after_switches is None else after_switches - switches
     stats = _commandstats(nodes)
     share = 0.0
     if flush is not None:
@@ -126,7 +159,13 @@ async def _cpu_run(
             into["calls"] = earlier["calls"] + (after["calls"] - earlier["calls"]) * share
             into["usec"] = earlier["usec"] + (after["usec"] - earlier["usec"]) * share
     units = calls * per_call
-    return {"server_cpu_us": used / units * 1e6, "wall_s": wall, "flush_share": share, "commands": stats}
+    return {
+        "server_cpu_us": used / units * 1e6,
+        "wall_s": wall,
+        "flush_share": share,
+        "wakeups_per_op": None if woken is None else woken / units,
+        "commands": stats,
+    }
 
 
 def _per_unit(stats: dict[str, dict[str, float]], units: int, sent: set[str]) -> tuple[float, dict[str, Any]]:
@@ -135,6 +174,28 @@ def _per_unit(stats: dict[str, dict[str, float]], units: int, sent: set[str]) ->
         for name, s in stats.items()
     }
     return sum(s["usec"] for name, s in stats.items() if name in sent) / units, commands
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
+    """The median of the per-repetition ratios a / b."""
+    return statistics.median(x / y for x, y in zip(a[key], b[key], strict=True) if y)
+
+
+def _mget_by_redis_py(raw: Redis | RedisCluster, rc: RedisCacheAdapter) -> Op:
+    """rediscache's read command (``MGET <entry key> <shard generation key>``) sent by raw redis-py."""
+    commands = []
+    for n in range(KEYS):
+        fk = CacheKey(key=f"item:{n}").full_key.encode()
+        shard = rc.layout.shard_of(fk)
+        commands.append(("MGET", shard.entry_key(fk), shard.generation))
+    execute: Callable[..., Awaitable[Any]] = raw.execute_command
+
+    async def op(i: int) -> None:
+        stored, _ = await execute(*commands[i % KEYS])
+        if stored is None:
+            raise AssertionError("expected a hit, got a miss")
+
+    return op
 
 
 async def _cpu_rows(
@@ -147,8 +208,15 @@ async def _cpu_rows(
     log: Callable[[str], None],
     topology: str,
 ) -> list[dict[str, Any]]:
+    same_client = _mget_by_redis_py(raw, rc)
     cases: list[tuple[str, int, int, dict[str, Op]]] = [
-        ("get hit", conc, 1, {"raw": raw_get_hit(raw), "rediscache": rc_get_hit(rc)}) for conc in concurrency
+        (
+            "get hit",
+            conc,
+            1,
+            {"raw": raw_get_hit(raw), "rediscache": rc_get_hit(rc), "rediscache_mget_by_redis_py": same_client},
+        )
+        for conc in concurrency
     ]
     raw_many = raw_cluster_get_many(raw) if isinstance(raw, RedisCluster) else raw_get_many(raw)
     cases.append(("get_many(100)", 1, BATCH, {"raw": raw_many, "rediscache": rc_get_many(rc)}))
@@ -170,7 +238,7 @@ async def _cpu_rows(
                 await measured_run(ops_of[name], max(calls // 4, conc), conc)
             await rc.flush()
             for rep in range(repetitions):
-                order = names[rep % 2 :] + names[: rep % 2]
+                order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
                     flush = rc.flush if name == "rediscache" else None
                     runs[name].append(await _cpu_run(nodes, ops_of[name], calls, per_call, conc, flush))
@@ -183,7 +251,9 @@ async def _cpu_rows(
             cpu = [run["server_cpu_us"] for run in runs[name]]
             units = calls * per_call
             command_us = [_per_unit(run["commands"], units, SENT[name])[0] for run in runs[name]]
+            wakeups = [run["wakeups_per_op"] for run in runs[name] if run["wakeups_per_op"] is not None]
             row[name] = {
+                "wakeups_per_op": statistics.median(wakeups) if wakeups else None,
                 "server_cpu_us": statistics.median(cpu),
                 "server_cpu_runs": cpu,
                 "command_us": statistics.median(command_us),
@@ -191,16 +261,17 @@ async def _cpu_rows(
                 "flush_shares": [run["flush_share"] for run in runs[name]],
                 "commands": _per_unit(runs[name][-1]["commands"], units, SENT[name])[1],
             }
-        row["cpu_ratio"] = statistics.median(
-            a / b for a, b in zip(row["rediscache"]["server_cpu_runs"], row["raw"]["server_cpu_runs"], strict=True) if b
-        )
-        row["command_ratio"] = statistics.median(
-            a / b for a, b in zip(row["rediscache"]["command_runs"], row["raw"]["command_runs"], strict=True) if b
-        )
+        row["cpu_ratio"] = _ratio(row["rediscache"], row["raw"], "server_cpu_runs")
+        row["command_ratio"] = _ratio(row["rediscache"], row["raw"], "command_runs")
+        if "rediscache_mget_by_redis_py" in row:
+            row["same_client_cpu_ratio"] = _ratio(row["rediscache_mget_by_redis_py"], row["raw"], "server_cpu_runs")
+        same = row.get("same_client_cpu_ratio")
         log(
             f"  server cost {topology} {workload} c{conc}: server CPU per op raw {row['raw']['server_cpu_us']:.1f} µs, "
-            f"rediscache {row['rediscache']['server_cpu_us']:.1f} µs, x{row['cpu_ratio']:.2f}; commands "
-            f"{row['raw']['command_us']:.2f} / {row['rediscache']['command_us']:.2f} µs, x{row['command_ratio']:.2f}"
+            f"rediscache {row['rediscache']['server_cpu_us']:.1f} µs, x{row['cpu_ratio']:.2f}"
+            + (f" (its MGET sent by redis-py x{same:.2f})" if same is not None else "")
+            + f"; commands {row['raw']['command_us']:.2f} / {row['rediscache']['command_us']:.2f} µs, "
+            f"x{row['command_ratio']:.2f}"
         )
         rows.append(row)
     return rows

@@ -481,6 +481,10 @@ def _server_cpu_targets(server_cost: list[dict[str, Any]]) -> list[dict[str, Any
                 f"commandstats: {rc['command_us']:.2f} µs per get (MGET + flush) vs {raw['command_us']:.2f} µs per "
                 f"GET, {data['command_ratio']:.2f}x"
             )
+            if data.get("same_client_cpu_ratio") is not None:
+                note += f"; its MGET sent by redis-py: {data['same_client_cpu_ratio']:.2f}x"
+            if rc.get("wakeups_per_op") is not None and raw.get("wakeups_per_op") is not None:
+                note += f"; server wake-ups per op {rc['wakeups_per_op']:.2f} vs {raw['wakeups_per_op']:.2f}"
             row.update(measured=ratio, shown=shown, passed=passed, margin=margin, note=note)
             out.append(row)
     return out
