@@ -43,10 +43,12 @@ __all__ = [
     "Shard",
     "decode_entry_header",
     "decode_invalidation",
+    "decode_meta",
     "decode_ledger_row",
     "encode_invalidation",
     "member_prefix",
     "shard_tags",
+    "unpack_header",
 ]
 
 # 2: shard hash tags carry a suffix that spaces their slots evenly.
@@ -86,20 +88,30 @@ def decode_entry_header(entry: bytes) -> EntryHeader:
     return EntryHeader._make(_HEADER.unpack_from(entry))
 
 
+#: ``unpack_header(entry)``: the header's fields as a plain tuple (the read path's fast form of
+#: :func:`decode_entry_header`); raises ``struct.error`` for a string shorter than the header.
+unpack_header = _HEADER.unpack_from
+
+
+def decode_meta(entry: bytes, size: int) -> tuple[str | None, list[str]]:
+    """The namespace and tags in an entry's meta of ``size`` bytes; ``ValueError`` if unreadable."""
+    try:
+        namespace, tags = msgpack.unpackb(entry[ENTRY_HEADER_SIZE : ENTRY_HEADER_SIZE + size])
+    except Exception as exc:
+        raise ValueError(f"unreadable entry meta: {exc}") from None
+    return namespace or None, tags
+
+
 def decode_entry(entry: bytes) -> StoredEntry:
     """An entry string whole: header, namespace, tags and payload. Raises ``ValueError`` for bytes
     that are not an entry of this layout."""
     if len(entry) < ENTRY_HEADER_SIZE:
         raise ValueError(f"an entry string of {len(entry)} bytes is shorter than its header")
     header = EntryHeader._make(_HEADER.unpack_from(entry))
-    start = ENTRY_HEADER_SIZE + header.meta_size
     if not header.meta_size:
         return StoredEntry(header, None, [], entry[ENTRY_HEADER_SIZE:])
-    try:
-        namespace, tags = msgpack.unpackb(entry[ENTRY_HEADER_SIZE:start])
-    except Exception as exc:
-        raise ValueError(f"unreadable entry meta: {exc}") from None
-    return StoredEntry(header, namespace or None, tags, entry[start:])
+    namespace, tags = decode_meta(entry, header.meta_size)
+    return StoredEntry(header, namespace, tags, entry[ENTRY_HEADER_SIZE + header.meta_size :])
 
 
 def decode_ledger_row(row: bytes) -> tuple[int, str | None, list[str]]:
