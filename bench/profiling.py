@@ -211,7 +211,9 @@ def _steps(c: StandaloneClients, stored: bytes, generation: bytes) -> list[dict[
         return evalsha(call)
 
     def read_entry() -> object:
-        return rc._current(stored, generation)
+        from rediscache.adapters import redis as adapter_module
+
+        return rc._read(key, fk, shard.number, stored, int(generation), adapter_module._now())
 
     def entry() -> CacheEntry:
         decoded = decode_entry(stored)
@@ -242,7 +244,11 @@ def _steps(c: StandaloneClients, stored: bytes, generation: bytes) -> list[dict[
         ("get", "hiredis pack_command(MGET entry, generation)", lambda: _hiredis_pack(mget)),
         ("get", "redis-py pack_command(GET key) [raw]", lambda: conn.pack_command("GET", "bench-raw:item:1")),
         ("get", "decode_entry(entry string)", lambda: decode_entry(stored)),
-        ("get", "adapter._current(entry, generation) (decode + generation check)", read_entry),
+        (
+            "get",
+            "adapter._read(...) (header, generation, codec, accounting, CacheEntry: all after the MGET)",
+            read_entry,
+        ),
         ("get", "codec.decode(payload)", lambda: rc.codec.decode(decode_entry(stored).payload, key.full_key)),
         ("get", "msgpack.unpackb(payload) [raw]", lambda: msgpack.unpackb(PACKED)),
         ("get", "accounting.hit (counted in the process)", count_hit),
