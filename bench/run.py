@@ -2,8 +2,8 @@
 
 Usage (from the repository root, in the bench environment ``bench/.venv``)::
 
-    python -m bench.run            # the full run (about 6 minutes on 2 cores)
-    python -m bench.run --quick    # CI-sized (about 1.5 minutes)
+    python -m bench.run            # the full run (6 to 7 minutes on 2 cores)
+    python -m bench.run --quick    # CI-sized (under 2 minutes)
     python -m bench.run --only throughput,memory --out /tmp/bench
 
 Sections: ``throughput`` (standalone rows, and L1 rows once the hybrid adapter exists),
@@ -257,7 +257,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (about 1.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="CI-sized run (under 2 minutes)")
     parser.add_argument("--only", help=f"comma-separated sections among {', '.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where to write the results")
     args = parser.parse_args(argv)

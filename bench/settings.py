@@ -1,4 +1,4 @@
-"""How big a run is: the full run of ``make bench`` (about 6 minutes on 2 cores) and ``--quick`` (CI-sized)."""
+"""How big a run is: the full run of ``make bench`` (6 to 7 minutes on 2 cores) and ``--quick`` (CI-sized)."""
 
 from __future__ import annotations
 
