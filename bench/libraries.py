@@ -3,8 +3,11 @@
 =================  ========  ==========================================================================
 library            where     how
 =================  ========  ==========================================================================
-raw redis-py       db 0      ``redis.asyncio.Redis`` on a ``BlockingConnectionPool`` of 50 (rediscache's
-                             default pool), keys ``bench-raw:*``; values ``msgpack.packb`` / ``unpackb``
+raw redis-py       db 0      two clients, both shown: ``redis.asyncio.Redis`` on a ``BlockingConnectionPool``
+                             of 50 (rediscache's default pool; the baseline of every row), and
+                             ``Redis.from_url(url, max_connections=50)``, redis-py's default (non-blocking)
+                             pool, as ``RedisCluster`` keeps per node; keys ``bench-raw:*``; values
+                             ``msgpack.packb`` / ``unpackb``
 rediscache         db 0      ``RedisCacheAdapter(url, key_prefix="bench-rc")`` with its defaults
 cashews            db 1      ``Cache().setup("redis://host:port/1", max_connections=50)``, keys
                              ``bench-cs:*``, its default (pickle) serializer, tags registered with
@@ -72,7 +75,8 @@ class FixedMsgPackSerializer(MsgPackSerializer):  # type: ignore[misc]
 
 @dataclass
 class StandaloneClients:
-    raw: Redis
+    raw: Redis  # on a BlockingConnectionPool of 50: the baseline
+    raw_default: Redis  # redis-py's default ConnectionPool, max_connections=50
     rc: RedisCacheAdapter
     cashews: CashewsCache
     aiocache: Any  # aiocache ships no type information
@@ -82,6 +86,7 @@ class StandaloneClients:
         await self.cashews.close()
         await self.aiocache.close()
         await self.raw.aclose()
+        await self.raw_default.aclose()
 
 
 @dataclass
@@ -95,7 +100,14 @@ class ClusterClients:
 
 
 def raw_client(url: str) -> Redis:
+    """Raw redis-py on a ``BlockingConnectionPool`` of 50: the pool rediscache uses by default."""
     return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE))
+
+
+def raw_default_client(url: str) -> Redis:
+    """Raw redis-py as its README makes it: redis-py's default ``ConnectionPool`` (it raises instead of
+    waiting when all 50 connections are taken), the pool type ``RedisCluster`` keeps per node."""
+    return Redis.from_url(url, max_connections=POOL_SIZE)
 
 
 async def open_standalone_clients(server: BenchServer) -> StandaloneClients:
@@ -112,6 +124,7 @@ async def open_standalone_clients(server: BenchServer) -> StandaloneClients:
     )
     clients = StandaloneClients(
         raw=raw_client(server.url),
+        raw_default=raw_default_client(server.url),
         rc=RedisCacheAdapter(server.url, key_prefix=RC_PREFIX),
         cashews=cashews,
         aiocache=aiocache,

@@ -88,8 +88,8 @@ def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
 
 def _cluster_vs_standalone_table(groups: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| Workload | Conc. | single server: rediscache / raw Redis | cluster: rediscache / raw RedisCluster "
-        "| cluster / single |",
+        "| Workload | Conc. | single server: rediscache / raw Redis (default pool) "
+        "| cluster: rediscache / raw RedisCluster | cluster / single |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     concurrencies = sorted({g["concurrency"] for g in groups.values() if g["topology"] == "cluster"})
@@ -129,11 +129,19 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _probe_cell(data: dict[str, Any]) -> str:
+    probe = data.get("other_client_get") if data else None
+    if not probe or probe.get("p99_ratio") is None:
+        return "-"
+    return f"{probe['idle_p99_ms']:.2f} -> {probe['busy_p99_ms']:.2f} ms ({probe['p99_ratio']:.1f}x)"
+
+
 def _invalidation_table(invalidations: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| Topology | Members | rediscache delete_by_tags | cashews delete_tags | rediscache / cashews "
-        "| rediscache longest command | exact count (rediscache / cashews) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| rediscache longest command | exact count (rediscache / cashews) "
+        "| other client's GET p99, idle -> during: rediscache | same: cashews |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for inv in invalidations:
         rc = inv["libraries"].get("rediscache", {})
@@ -154,24 +162,101 @@ def _invalidation_table(invalidations: list[dict[str, Any]]) -> list[str]:
             count, typical = rc["commands_logged_per_run"], rc["median_logged_command_ms"]
             longest_text += f" ({count:.0f} over 1 ms, median {typical:.1f} ms)"
         exact = f"{rc.get('all_exact')} / {cs.get('all_exact') if cs else 'n/a'}"
-        cells = [inv["topology"], f"{inv['size']:,}", seconds(rc), seconds(cs), ratio, longest_text, exact]
+        cells = [
+            inv["topology"],
+            f"{inv['size']:,}",
+            seconds(rc),
+            seconds(cs),
+            ratio,
+            longest_text,
+            exact,
+            _probe_cell(rc),
+            _probe_cell(cs),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def _memory_table(memory: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| Case (1 KiB payload) | plain SET, B/entry | rediscache, B/entry | ratio |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+    """One row per case, one column per payload size: ratio (rediscache / plain SET bytes per entry)."""
+    sizes: list[str] = []
+    cases: list[str] = []
+    cells: dict[tuple[str, str], str] = {}
     for case in memory:
+        size = case.get("size") or f"{case.get('payload_bytes')} B"
+        if size not in sizes:
+            sizes.append(size)
+        if case["case"] not in cases:
+            cases.append(case["case"])
         if case.get("error"):
-            lines.append(f"| {case['case']} | error | error | - |")
+            cells[(case["case"], size)] = "error"
+        else:
+            cells[(case["case"], size)] = (
+                f"{case['ratio']:.2f} ({case['rediscache_bytes_per_entry']:.0f} / "
+                f"{case['plain_bytes_per_entry']:.0f} B)"
+            )
+    lines = [
+        "| Case | " + " | ".join(f"{size} payload" for size in sizes) + " |",
+        "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+    ]
+    for name in cases:
+        lines.append(f"| {name} | " + " | ".join(cells.get((name, size), "-") for size in sizes) + " |")
+    return lines
+
+
+def _server_cost_table(server_cost: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Topology | Workload | Conc. | server CPU per op: raw | rediscache | rediscache / raw "
+        "| rediscache's MGET sent by redis-py / raw | server wake-ups per op: raw / rediscache "
+        "| commandstats µs per op: raw | rediscache | rediscache / raw |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for topology in server_cost:
+        for row in topology.get("cpu", []):
+            head = f"| {row['topology']} | {row['workload']} | {row['concurrency']} |"
+            if row.get("error") or "cpu_ratio" not in row:
+                lines.append(f"{head} error | | | | | | | |")
+                continue
+            raw, rc = row["raw"], row["rediscache"]
+            per = " (per key)" if row["workload"].startswith("get_many") else ""
+            same = row.get("same_client_cpu_ratio")
+            same_text = (
+                "-" if same is None else f"{row['rediscache_mget_by_redis_py']['server_cpu_us']:.2f} µs, {same:.2f}"
+            )
+            cells = [
+                f"{raw['server_cpu_us']:.2f} µs{per}",
+                f"{rc['server_cpu_us']:.2f} µs",
+                _ratio(row["cpu_ratio"]),
+                same_text,
+                f"{_ratio(raw.get('wakeups_per_op'))} / {_ratio(rc.get('wakeups_per_op'))}",
+                f"{raw['command_us']:.2f}",
+                f"{rc['command_us']:.2f}",
+                _ratio(row["command_ratio"]),
+            ]
+            lines.append(f"{head} " + " | ".join(cells) + " |")
+    return lines
+
+
+def _aof_table(server_cost: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| Topology | rediscache get hit | get miss | the flush of their accounting, per read | raw GET | raw SET PX "
+        "| rediscache set |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for topology in server_cost:
+        aof = topology.get("aof") or {}
+        if aof.get("error") or "rediscache_get_hit_bytes" not in aof:
+            lines.append(f"| {topology['topology']} | error | | | | | |")
             continue
-        lines.append(
-            f"| {case['case']} | {case['plain_bytes_per_entry']:.0f} | {case['rediscache_bytes_per_entry']:.0f} "
-            f"| {case['ratio']:.2f} |"
+        keys = (
+            "rediscache_get_hit_bytes",
+            "rediscache_get_miss_bytes",
+            "flush_bytes_per_read",
+            "raw_get_bytes",
+            "raw_set_bytes",
+            "rediscache_set_bytes",
         )
+        lines.append(f"| {topology['topology']} | " + " | ".join(f"{aof[key]:.1f} B" for key in keys) + " |")
     return lines
 
 
@@ -200,9 +285,19 @@ def _errors(results: dict[str, Any]) -> list[str]:
         for library, data in inv["libraries"].items():
             if data.get("error"):
                 errors.append(f"- delete_by_tags {inv['topology']} {inv['size']} {library}: {data['error']}")
+        if inv.get("probe_error"):
+            errors.append(f"- delete_by_tags {inv['topology']} {inv['size']} GET probe: {inv['probe_error']}")
     for case in results.get("memory", []):
         if case.get("error"):
-            errors.append(f"- memory {case['case']}: {case['error']}")
+            errors.append(f"- memory {case.get('size', '')} {case['case']}: {case['error']}")
+    for topology in results.get("server_cost", []):
+        for row in topology.get("cpu", []):
+            if row.get("error"):
+                errors.append(
+                    f"- server cost {row['topology']} {row['workload']} c{row['concurrency']}: {row['error']}"
+                )
+        if (topology.get("aof") or {}).get("error"):
+            errors.append(f"- AOF {topology['topology']}: {topology['aof']['error']}")
     errors += [f"- {error}" for error in results.get("errors", [])]
     return errors
 
@@ -242,8 +337,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Each cell: the ratio to raw redis-py on the same server in the same run (the median of the "
         "per-repetition ratios), then the median throughput on this machine (absolute numbers are noise "
         "elsewhere). Raw redis-py is `GET` + `msgpack.unpackb` for reads, `msgpack.packb` + `SET PX` for every "
-        "write (tagged rows included: the floor no cache can beat). Batch rows are in keys/s, against raw "
-        "redis-py's batch (`MGET`, a pipeline of `SET`). Payload: a small dict, 102 bytes in msgpack; "
+        "write (tagged rows included: the floor no cache can beat); the baseline runs on a "
+        "`BlockingConnectionPool(max_connections=50)` (rediscache's default pool), and the core rows also show "
+        "raw redis-py on its default pool (`Redis.from_url(url, max_connections=50)`). Batch rows are in keys/s, "
+        "against raw redis-py's batch (`MGET`, a pipeline of `SET`). Payload: a small dict, 102 bytes in msgpack; "
         "writes have a TTL of 1 h. How each row is made: `bench/README.md`.",
         "",
         "## Targets",
@@ -257,17 +354,43 @@ def render_markdown(results: dict[str, Any]) -> str:
         "## delete_by_tags",
         "",
         "One invalidation of a tag with N members (populated with each library's batch API, not timed); "
-        "median over the repetitions. Longest command: SLOWLOG, threshold 1 ms.",
+        "median over the repetitions. Longest command: SLOWLOG, threshold 1 ms. Other client: another process "
+        "sending a `GET` every 0.5 ms on a connection of its own, its p99 in the 0.5 s before the invalidation "
+        "(idle) and during it (corrected for coordinated omission), and the median of the per-run ratios.",
         "",
         *_invalidation_table(results.get("invalidation", [])),
         "",
         "## Redis memory per entry",
         "",
         f"`used_memory` growth for {settings['memory_entries']:,} entries on a fresh server, against plain SET "
-        "of the same payload bytes under similar keys.",
+        "of the same payload bytes under similar keys. Each cell: rediscache / plain SET, then both in bytes "
+        "per entry. Namespace `tenant:{i%10}`, tags `cat:{i%100}` and `all`; TTL 1 h on both sides.",
         "",
         *_memory_table(results.get("memory", [])),
     ]
+    if results.get("server_cost"):
+        out += [
+            "",
+            "## What a read costs the server",
+            "",
+            "Server CPU per operation: the Redis process's own CPU time (`INFO cpu`, user + system; summed over the "
+            "masters of the cluster) over a loop, per operation (per key for get_many), against raw redis-py's "
+            "`GET` (`MGET` of 100 keys); rediscache's reads are charged one flush of their access accounting per "
+            "second of reads (its default `flush_interval`). commandstats: the `usec` of the commands each client "
+            "sent (`GET`; `MGET` and the flush's `EVALSHA`), per operation. Medians over the repetitions; the "
+            "ratios are medians of the per-repetition ratios. The column in between: rediscache's read command "
+            "(`MGET` of the entry and its shard's generation) sent by the raw client itself, so that only the "
+            "command differs (a server's CPU per request also depends on how its client paces requests). Server "
+            "wake-ups: the servers' voluntary context switches per operation (`/proc/<pid>/status`), each a sleep "
+            "in `epoll_wait` and a wake-up: requests arriving one at a time wake the server once each.",
+            "",
+            *_server_cost_table(results["server_cost"]),
+            "",
+            "AOF bytes per operation (`appendonly yes` on the bench's servers, growth of `aof_current_size`); "
+            "the reads' accounting is flushed once, after all of them:",
+            "",
+            *_aof_table(results["server_cost"]),
+        ]
     if results.get("staleness"):
         out += [
             "",
@@ -305,7 +428,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "This process's CPU time (`getrusage(RUSAGE_SELF)`, user + system) over each timed run of the "
             "throughput rows, divided by its operations (keys, for get_many); the median over the repetitions. "
             "The ratio is the median of the per-repetition ratios (IQR when there are 4 or more). "
-            "At 1 concurrent coroutine the client waits for each reply, at 32 it is busy.",
+            "At 1 concurrent coroutine the client waits for each reply, at 32 it is busy. Raw redis-py on the "
+            "single server: its default-pool subject (like `RedisCluster`'s per-node pools).",
             "",
             *_cpu_table(by_id),
         ]

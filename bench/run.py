@@ -2,14 +2,15 @@
 
 Usage (from the repository root, in the bench environment ``bench/.venv``)::
 
-    python -m bench.run            # the full run (5 to 6 minutes on 2 cores)
+    python -m bench.run            # the full run (6 to 7 minutes on 2 cores)
     python -m bench.run --quick    # CI-sized (under 2 minutes)
     python -m bench.run --only throughput,memory --out /tmp/bench
 
 Sections: ``throughput`` (standalone rows, and L1 rows once the hybrid adapter exists),
-``invalidation``, ``memory``, ``staleness``, ``cluster``, ``profile`` (full mode only, unless named in
-``--only``). ``cluster`` without ``throughput`` also runs the five standalone rows its targets compare
-with (get hit, get miss, set, set ns + 2 tags, get_many(100), at 1 and 32).
+``invalidation``, ``memory``, ``staleness``, ``cluster``, ``server`` (what a read costs the server:
+CPU per get and AOF bytes per get, on the single server and on the cluster), ``profile`` (full mode
+only, unless named in ``--only``). ``cluster`` without ``throughput`` also runs the five standalone
+rows its targets compare with (get hit, get miss, set, set ns + 2 tags, get_many(100), at 1 and 32).
 A failing workload or section is recorded in the results and the run goes on.
 """
 
@@ -34,13 +35,14 @@ from bench.memory import measure_memory
 from bench.profiling import profile_rediscache, render_profile
 from bench.report import write_chart, write_json, write_markdown
 from bench.runner import describe_error, run_group
+from bench.servercost import measure_server_cost
 from bench.servers import BenchServer, bench_cluster, bench_server, redis_server_version
 from bench.settings import FULL, QUICK, Settings
 from bench.staleness import measure as measure_staleness
 from bench.targets import COMPARED, evaluate_targets
 from bench.workloads import cluster_groups, l1_groups, standalone_groups
 
-SECTIONS = ("throughput", "invalidation", "memory", "staleness", "cluster", "profile")
+SECTIONS = ("throughput", "invalidation", "memory", "staleness", "cluster", "server", "profile")
 REPO = Path(__file__).resolve().parent.parent
 _T0 = time.perf_counter()
 
@@ -110,10 +112,18 @@ async def _standalone(settings: Settings, sections: set[str], results: dict[str,
                 # The hybrid adapter's listener must not run during the sections that follow.
                 while closers:
                     await closers.pop()()
+            if "server" in sections:
+                step = _server_cost(settings, "standalone", [server], server.url, clients.raw, results)
+                await _section("server cost (standalone)", step, results)
             if "invalidation" in sections:
                 log(f"delete_by_tags: {', '.join(f'{n:,}' for n in settings.invalidation_sizes)} members")
                 results["invalidation"] += await measure_invalidation(
-                    clients, server, settings.invalidation_sizes, settings.invalidation_repetitions, log
+                    clients,
+                    server,
+                    settings.invalidation_sizes,
+                    settings.invalidation_repetitions,
+                    log,
+                    probe_min_size=settings.probe_min_size,
                 )
             if "profile" in sections and settings.profile_ops:
                 log(f"profiling rediscache get hit and tagged set ({settings.profile_ops:,} ops)")
@@ -129,9 +139,31 @@ def _server_info(server: BenchServer) -> dict[str, Any]:
     return {key: info.get(key) for key in ("redis_version", "redis_mode", "multiplexing_api", "arch_bits")}
 
 
+async def _server_cost(
+    settings: Settings, topology: str, nodes: list[BenchServer], url: str, raw: Any, results: dict[str, Any]
+) -> None:
+    log(
+        f"server cost ({topology}): server CPU per get ({settings.server_ops:,} ops x "
+        f"{settings.server_repetitions}), AOF bytes per get ({settings.aof_ops:,} ops)"
+    )
+    results["server_cost"].append(
+        await measure_server_cost(
+            topology,
+            nodes,
+            url,
+            raw,
+            ops=settings.server_ops,
+            repetitions=settings.server_repetitions,
+            aof_ops=settings.aof_ops,
+            concurrency=settings.concurrency,
+            log=log,
+        )
+    )
+
+
 async def _memory(settings: Settings, results: dict[str, Any]) -> None:
     with bench_server() as server:
-        log(f"memory per entry: {settings.memory_entries:,} entries of 1 KiB on a fresh server")
+        log(f"memory per entry: {settings.memory_entries:,} entries per case, 12 cases, on a fresh server")
         results["memory"] = await measure_memory(server, settings.memory_entries, log)
 
 
@@ -147,21 +179,26 @@ async def _staleness(settings: Settings, results: dict[str, Any]) -> None:
         results["staleness"].append({"topology": "cluster", **found})
 
 
-async def _cluster(settings: Settings, results: dict[str, Any]) -> None:
+async def _cluster(settings: Settings, sections: set[str], results: dict[str, Any]) -> None:
     with bench_cluster() as cluster:
         log(f"cluster: 3 masters from {cluster.url}")
         clients = await open_cluster_clients(cluster)
         try:
-            for group in cluster_groups(clients, settings):
-                results["groups"].append(
-                    await run_group(
-                        group, repetitions=settings.repetitions, warmup_fraction=settings.warmup_fraction, log=log
+            if "cluster" in sections:
+                for group in cluster_groups(clients, settings):
+                    results["groups"].append(
+                        await run_group(
+                            group, repetitions=settings.repetitions, warmup_fraction=settings.warmup_fraction, log=log
+                        )
                     )
+            if "server" in sections:
+                step = _server_cost(settings, "cluster", cluster.nodes, cluster.url, clients.raw, results)
+                await _section("server cost (cluster)", step, results)
+            if "cluster" in sections:
+                size, repetitions = settings.cluster_invalidation_size, settings.invalidation_repetitions
+                results["invalidation"].append(
+                    await measure_cluster_invalidation(cluster.url, cluster.nodes, size, repetitions, log)
                 )
-            size, repetitions = settings.cluster_invalidation_size, settings.invalidation_repetitions
-            results["invalidation"].append(
-                await measure_cluster_invalidation(cluster.url, cluster.nodes, size, repetitions, log)
-            )
         finally:
             await clients.close()
 
@@ -172,18 +209,19 @@ async def run(settings: Settings, sections: set[str]) -> dict[str, Any]:
         "groups": [],
         "invalidation": [],
         "memory": [],
+        "server_cost": [],
         "staleness": [],
         "targets": [],
         "errors": [],
     }
-    if sections & {"throughput", "invalidation", "profile", "cluster"}:
+    if sections & {"throughput", "invalidation", "profile", "cluster", "server"}:
         await _section("standalone", _standalone(settings, sections, results), results)
     if "memory" in sections:
         await _section("memory", _memory(settings, results), results)
     if "staleness" in sections:
         await _section("staleness", _staleness(settings, results), results)
-    if "cluster" in sections:
-        await _section("cluster", _cluster(settings, results), results)
+    if sections & {"cluster", "server"}:
+        await _section("cluster", _cluster(settings, sections, results), results)
     results["meta"]["seconds"] = time.perf_counter() - _T0
     results["meta"]["load_average_at_end"] = os.getloadavg()
     results["meta"]["median_spread"] = _median_spread(results["groups"])

@@ -1,4 +1,4 @@
-"""How big a run is: the full run of ``make bench`` (5 to 6 minutes on 2 cores) and ``--quick`` (CI-sized)."""
+"""How big a run is: the full run of ``make bench`` (6 to 7 minutes on 2 cores) and ``--quick`` (CI-sized)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ class Settings:
     invalidation_sizes: tuple[int, ...]  # members of the tag invalidated by delete_by_tags
     invalidation_repetitions: int
     cluster_invalidation_size: int
-    memory_entries: int
+    memory_entries: int  # entries per memory case (12 cases: 3 payload sizes, TTL or not, tagged or not)
+    server_ops: int  # operations per loop of the server-cost rows (server CPU per get)
+    server_repetitions: int
+    aof_ops: int  # operations per AOF measurement
+    probe_min_size: int  # invalidations of at least this many members are watched by another client's GETs
     staleness_changes: int
     profile_ops: int  # 0: no profiling
 
@@ -37,7 +41,11 @@ FULL = Settings(
     invalidation_sizes=(1_000, 10_000, 100_000),
     invalidation_repetitions=3,
     cluster_invalidation_size=10_000,
-    memory_entries=20_000,
+    memory_entries=10_000,
+    server_ops=3000,
+    server_repetitions=7,
+    aof_ops=1000,
+    probe_min_size=10_000,
     staleness_changes=500,
     profile_ops=5000,
 )
@@ -53,6 +61,10 @@ QUICK = Settings(
     invalidation_repetitions=2,
     cluster_invalidation_size=10_000,
     memory_entries=5_000,
+    server_ops=2000,
+    server_repetitions=5,
+    aof_ops=1000,
+    probe_min_size=10_000,
     staleness_changes=100,
     profile_ops=0,
 )

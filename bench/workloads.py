@@ -52,6 +52,10 @@ PACKED: bytes = msgpack.packb(PAYLOAD)
 
 RAW = "raw redis-py"
 RC = "rediscache"
+#: The two raw redis-py subjects of the single-server rows (notes of their subjects): the baseline on
+#: rediscache's own pool type, and redis-py's default pool (what ``RedisCluster`` has per node).
+BLOCKING = "blocking pool"
+DEFAULT = "default pool"
 CASHEWS = "cashews"
 AIOCACHE = "aiocache"
 HYBRID = "rediscache hybrid"
@@ -246,7 +250,7 @@ def _batch(i: int) -> range:
     return range(start, start + BATCH)
 
 
-def raw_get_many(raw: Redis) -> Op:
+def raw_get_many(raw: Redis | RedisCluster) -> Op:
     async def op(i: int) -> None:
         values = await raw.mget([f"{RAW_PREFIX}item:{n % KEYS}" for n in _batch(i)])
         for data in values:
@@ -406,7 +410,8 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 prepare=prepare,
                 description="read an existing 102-byte entry and decode it",
                 subjects=[
-                    Subject(RAW, raw_get_hit(c.raw)),
+                    Subject(RAW, raw_get_hit(c.raw), note=BLOCKING),
+                    Subject(RAW, raw_get_hit(c.raw_default), note=DEFAULT),
                     Subject(RC, rc_get_hit(c.rc)),
                     Subject(CASHEWS, cashews_get_hit(c)),
                     Subject(AIOCACHE, aiocache_get_hit(c)),
@@ -420,7 +425,8 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 units=s.units,
                 description="read a key that does not exist",
                 subjects=[
-                    Subject(RAW, raw_get_miss(c.raw)),
+                    Subject(RAW, raw_get_miss(c.raw), note=BLOCKING),
+                    Subject(RAW, raw_get_miss(c.raw_default), note=DEFAULT),
                     Subject(RC, rc_get_miss(c.rc)),
                     Subject(CASHEWS, cashews_get_miss(c)),
                     Subject(AIOCACHE, aiocache_get_miss(c)),
@@ -434,7 +440,8 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 units=s.units,
                 description="overwrite an entry (no namespace, no tags), TTL 1 h",
                 subjects=[
-                    Subject(RAW, raw_set(c.raw)),
+                    Subject(RAW, raw_set(c.raw), note=BLOCKING),
+                    Subject(RAW, raw_set(c.raw_default), note=DEFAULT),
                     Subject(RC, rc_set(c.rc)),
                     Subject(CASHEWS, cashews_set(c)),
                     Subject(AIOCACHE, aiocache_set(c)),
@@ -449,7 +456,8 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 description="overwrite an entry with a namespace and two tags (cashews: tags, it has no "
                 "namespaces; aiocache has no tags), TTL 1 h",
                 subjects=[
-                    Subject(RAW, raw_set(c.raw)),
+                    Subject(RAW, raw_set(c.raw), note=BLOCKING),
+                    Subject(RAW, raw_set(c.raw_default), note=DEFAULT),
                     Subject(RC, rc_set_tagged(c.rc)),
                     Subject(CASHEWS, cashews_set_one_tag(c), note="1 tag"),
                     Subject(CASHEWS, cashews_set_two_tags(c), note="2 tags"),
@@ -464,7 +472,7 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 prepare=prepare,
                 description="9 get hits for 1 set (no tags)",
                 subjects=[
-                    Subject(RAW, _mix(raw_get_hit(c.raw), raw_set(c.raw))),
+                    Subject(RAW, _mix(raw_get_hit(c.raw), raw_set(c.raw)), note=BLOCKING),
                     Subject(RC, _mix(rc_get_hit(c.rc), rc_set(c.rc))),
                     Subject(CASHEWS, _mix(cashews_get_hit(c), cashews_set(c))),
                     Subject(AIOCACHE, _mix(aiocache_get_hit(c), aiocache_set(c))),
@@ -483,7 +491,14 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 prepare=prepare,
                 description="100 hits in one call (raw: MGET) against 100 single gets in a row",
                 subjects=[
-                    *batch_pair(RAW, raw_get_many(c.raw), raw_get_hit(c.raw), what="get", note="MGET"),
+                    *batch_pair(RAW, raw_get_many(c.raw), raw_get_hit(c.raw), what="get", note=f"MGET, {BLOCKING}"),
+                    Subject(
+                        RAW,
+                        raw_get_many(c.raw_default),
+                        row=GET_MANY_ROW,
+                        note=f"MGET, {DEFAULT}",
+                        units_per_call=BATCH,
+                    ),
                     *batch_pair(RC, rc_get_many(c.rc), rc_get_hit(c.rc), what="get"),
                     *batch_pair(CASHEWS, cashews_get_many(c), cashews_get_hit(c), what="get"),
                     *batch_pair(AIOCACHE, aiocache_get_many(c), aiocache_get_hit(c), what="get", note="multi_get"),
@@ -499,7 +514,7 @@ def standalone_groups(c: StandaloneClients, s: Settings) -> list[Group]:
                 description="100 writes (no tags, TTL 1 h) in one call (raw: a pipeline of SET PX) "
                 "against 100 single sets in a row",
                 subjects=[
-                    *batch_pair(RAW, raw_set_many(c.raw), raw_set(c.raw), what="set", note="pipeline"),
+                    *batch_pair(RAW, raw_set_many(c.raw), raw_set(c.raw), what="set", note=f"pipeline, {BLOCKING}"),
                     *batch_pair(RC, rc_set_many(c.rc), rc_set(c.rc), what="set"),
                     *batch_pair(CASHEWS, cashews_set_many(c), cashews_set(c), what="set"),
                     *batch_pair(AIOCACHE, aiocache_set_many(c), aiocache_set(c), what="set", note="multi_set"),
@@ -632,7 +647,7 @@ def l1_groups(c: StandaloneClients, url: str, s: Settings) -> tuple[list[Group],
             prepare=prepare,
             description="hybrid adapter: a get served by the in-process L1",
             subjects=[
-                Subject(RAW, raw_get_hit(c.raw)),
+                Subject(RAW, raw_get_hit(c.raw), note=BLOCKING),
                 Subject(RC, rc_get_hit(c.rc)),
                 Subject(HYBRID, rc_get_hit(hybrid)),
             ],
