@@ -148,3 +148,36 @@ def test_a_read_untouched_in_flight_may_promote_and_leaves_nothing_behind() -> N
     assert tracker.end("k", first) and tracker.end("k", second)
     tracker.invalidate("k")  # nothing in flight: nothing to remember
     assert tracker.end("k", tracker.begin("k"))
+
+
+async def _until(condition: Any, seconds: float = 3.0) -> bool:
+    import asyncio
+
+    for _ in range(int(seconds / 0.01)):
+        if await condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_another_instances_change_drops_the_l1_copy_with_classic_pub_sub_too(
+    redis_server: RedisServer, redis_client: Any, key_prefix: str
+) -> None:
+    # Servers before Redis 7 have no sharded pub/sub: the same coherence over the one classic channel.
+    async with (
+        HybridCacheAdapter(redis_server.url, key_prefix=key_prefix, sharded_pubsub=False) as reader,
+        HybridCacheAdapter(redis_server.url, key_prefix=key_prefix, sharded_pubsub=False) as writer,
+    ):
+        assert await reader.wait_until_coherent() and await writer.wait_until_coherent()
+        await writer.set(CacheKey(key="k"), "old")
+        await reader.get(CacheKey(key="k"))
+        await reader.get(CacheKey(key="k"))
+        assert await _l1_hits(reader) == 1
+
+        await writer.set(CacheKey(key="k"), "new")
+
+        async def sees_new() -> bool:
+            entry = await reader.get(CacheKey(key="k"))
+            return entry is not None and entry.value == "new"
+
+        assert await _until(sees_new)

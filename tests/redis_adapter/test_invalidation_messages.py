@@ -1,4 +1,5 @@
-"""Every change is announced on the cache's channel by the script that made it, naming the keys."""
+"""Every change is announced by the script that made it, naming the keys: on Redis 7+ on its shard's
+sharded channel (SPUBLISH), on older servers (or when told) on the cache's one classic channel."""
 
 from __future__ import annotations
 
@@ -15,17 +16,27 @@ from rediscache import CacheKey, RedisCacheAdapter
 from rediscache.redis.layout import Layout
 
 
-@pytest_asyncio.fixture
-async def messages(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[list[tuple[bytes, list[bytes]]]]:
-    """The (origin, full_keys) messages published on this test's cache channel."""
-    received: list[tuple[bytes, list[bytes]]] = []
+async def _listen(redis_server: RedisServer, key_prefix: str, *, sharded: bool) -> Any:
     client = redis.asyncio.Redis.from_url(redis_server.url)
     pubsub = client.pubsub()
-    await pubsub.subscribe(Layout(key_prefix, 1).channel)
+    layout = Layout(key_prefix, 1)
+    if sharded:
+        await pubsub.ssubscribe(layout.shards[0].channel)
+    else:
+        await pubsub.subscribe(layout.channel)
+    return client, pubsub
+
+
+@pytest_asyncio.fixture
+async def messages(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[list[tuple[bytes, list[bytes]]]]:
+    """The (origin, full_keys) messages published on this test's shard channel (the suite's servers
+    are Redis 7+: sharded pub/sub)."""
+    received: list[tuple[bytes, list[bytes]]] = []
+    client, pubsub = await _listen(redis_server, key_prefix, sharded=True)
 
     async def listen() -> None:
         async for message in pubsub.listen():
-            if message["type"] == "message":
+            if message["type"] in ("message", "smessage"):
                 origin, keys = msgpack.unpackb(message["data"], raw=True)
                 received.append((origin, keys))
 
@@ -79,3 +90,23 @@ async def test_a_silent_adapter_announces_nothing(
 
     await _settled(messages, 1)
     assert [keys for _, keys in messages] == [[b"marker"]]
+
+
+async def test_classic_pub_sub_when_told_announces_on_the_caches_one_channel(
+    make_adapter: Any, redis_server: RedisServer, redis_client: Any, key_prefix: str
+) -> None:
+    client, pubsub = await _listen(redis_server, key_prefix, sharded=False)
+    try:
+        cache = await make_adapter(redis_server.url, sharded_pubsub=False)
+        await cache.set(CacheKey(key="a"), 1)
+        message = None
+        for _ in range(100):
+            message = await pubsub.get_message(timeout=0.05)
+            if message is not None and message["type"] == "message":
+                break
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+    assert message is not None and message["type"] == "message"
+    assert msgpack.unpackb(message["data"], raw=True) == [cache.origin, [b"a"]]
