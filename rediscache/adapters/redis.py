@@ -78,7 +78,7 @@ ACL_COMMANDS = (
     "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ssubscribe", "ping", "wait",  # client
     "cluster|slots", "info",
     "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # scripts
-    "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem", "zscan",
+    "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem",
     "publish", "spublish",
 )  # fmt: skip
 
