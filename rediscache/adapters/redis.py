@@ -562,7 +562,10 @@ class RedisCacheAdapter(CacheAdapter):
         while True:
             await asyncio.sleep(self._flush_interval)
             if self._accounting:
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception:  # a bug must not stop the accounting for good: say it, go on
+                    logger.exception("rediscache: access accounting flush failed on %s", self.server)
 
     async def flush(self) -> None:
         """Write this process's access accounting (hits, misses, hit counts, last access) to Redis
