@@ -182,7 +182,7 @@ class RedisCacheAdapter(CacheAdapter):
         cluster: bool = False,
         shards: int | None = None,
         batch_size: int = 500,
-        invalidation_slice: float = 0.001,
+        invalidation_slice: float = 0.0005,
         trim_per_write: int = 10,
         compression_threshold: int | None = None,
         read_only_reads: bool = False,
