@@ -470,22 +470,16 @@ class RedisCacheAdapter(CacheAdapter):
         if entry_generation != generation:
             self._accounting.miss(shard)  # its bookkeeping was evicted: see docs/redis-layout.md
             return None
-        stored_key = key
-        payload = raw[ENTRY_HEADER_SIZE:]
+        namespace: str | None = None
+        tags: list[str] = []
         if meta_size:
             try:
                 namespace, tags = decode_meta(raw, meta_size)
             except ValueError as exc:
                 self._accounting.miss(shard)
                 raise UndecodablePayload(str(exc)) from None
-            payload = raw[ENTRY_HEADER_SIZE + meta_size :]
-            if namespace != key.namespace or tags != key.tags:
-                full = key.full_key
-                bare = full[len(namespace) + 1 :] if namespace else full
-                stored_key = CacheKey.model_construct(key=bare, namespace=namespace, tags=tags)
-        elif key.namespace is not None or key.tags:
-            full = key.full_key
-            stored_key = CacheKey.model_construct(key=full, namespace=None, tags=[])
+        payload = raw[ENTRY_HEADER_SIZE + meta_size :]
+        stored_key = self._stored_key(key, namespace, tags)
         try:
             value = self._codec.decode(payload, key.full_key)
         except UndecodablePayload:

@@ -26,7 +26,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type information
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -236,7 +236,3 @@ class Layout:
         if self.shard_count == 1:
             return self.shards[0]
         return self.shards[zlib.crc32(full_key) % self.shard_count]
-
-    def describe(self) -> dict[str, Any]:
-        """Shard numbers, hash tags and slots, for tools and error messages."""
-        return {"prefix": self.prefix, "shards": [(s.number, s.hash_tag.decode(), s.slot) for s in self.shards]}

@@ -256,11 +256,9 @@ class Transport(ABC):
         except Exception as exc:
             reraise(op, self.server, exc)
 
-    async def run_each(self, op: str, calls: Sequence[tuple[int, ScriptCall]], *, again: bool = True) -> list[Any]:
-        """Run scripts that must each be a call of their own, all at once."""
-        return list(
-            await asyncio.gather(*(self.run(op, slot, call, again=True if again else None) for slot, call in calls))
-        )
+    async def run_each(self, op: str, calls: Sequence[tuple[int, ScriptCall]]) -> list[Any]:
+        """Run idempotent scripts that must each be a call of their own, all at once."""
+        return list(await asyncio.gather(*(self.run(op, slot, call) for slot, call in calls)))
 
     async def run_many(
         self,
