@@ -6,9 +6,14 @@ Data structures (``n`` entries):
   entry are at its two ends even after many deletes).
 * ``_by_namespace`` / ``_by_tag``: ``name -> set of full_keys``, so namespace and tag invalidation cost
   what they delete, not ``n``.
-* ``_expiry_heap``: ``(expires_at, seq, slot)`` for every entry with a TTL; entries removed by other
+* ``_expiry_heap``: ``(gone_at, seq, slot)`` for every entry with a TTL; entries removed by other
   means leave a stale item behind, skipped when popped and compacted away when stale items are the
-  majority. Expired entries are found in time proportional to their number.
+  majority. Expired entries are found in time proportional to their number. ``gone_at`` is the
+  entry's expiry, or, for an entry kept past it for fail-safe (``set(..., stale_ttl=...)``), the end
+  of that window: until then the entry is logically expired (``get``/``exists``/stats skip it, only
+  ``get_stale`` returns it) and still in every index, so invalidations remove it.
+* ``_kept_heap``: ``(expires_at, seq, slot)`` for the entries with a fail-safe window, so that
+  ``get_stats`` finds the logically expired ones in time proportional to their number.
 * The eviction order: an ``OrderedDict`` in recency order (LRU), or a linked list of frequency
   buckets, each an ``OrderedDict`` in recency order (LFU). Both are O(1) per read, write and eviction.
 
@@ -115,12 +120,15 @@ class _FreqNode:
 class _Slot:
     """What the adapter keeps for one entry: the stored entry plus its bookkeeping."""
 
-    __slots__ = ("compressed", "entry", "expires_at", "full_key", "node", "size", "tick")
+    __slots__ = ("compressed", "entry", "expires_at", "full_key", "gone_at", "node", "size", "tick")
 
-    def __init__(self, entry: CacheEntry, full_key: str, size: int, compressed: bool, tick: int) -> None:
+    def __init__(
+        self, entry: CacheEntry, full_key: str, size: int, compressed: bool, tick: int, gone_at: datetime | None
+    ) -> None:
         self.entry = entry  # with compression, entry.value is the compressed payload
         self.full_key = full_key
-        self.expires_at: datetime | None = entry.expires_at
+        self.expires_at: datetime | None = entry.expires_at  # the logical expiry
+        self.gone_at = gone_at  # when the entry is dropped: expires_at, or the end of its fail-safe window
         self.size = size
         self.compressed = compressed
         self.tick = tick  # when last written or read, to rebuild the recency order on a policy switch
@@ -248,6 +256,7 @@ class MemoryCacheAdapter(CacheAdapter):
         self._lru: OrderedDict[str, _Slot] = OrderedDict()
         self._lfu_head = _FreqNode(0)  # sentinel of a circular list, lowest frequency first
         self._expiry_heap: list[tuple[datetime, int, _Slot]] = []
+        self._kept_heap: list[tuple[datetime, int, _Slot]] = []
         self._heap_seq = itertools.count()
         self._stale_heap_items = 0
         self._memory_bytes = 0
@@ -284,7 +293,7 @@ class MemoryCacheAdapter(CacheAdapter):
         now = utc_now()
         expires_at = slot.expires_at
         if expires_at is not None and now > expires_at:
-            self._drop_expired(slot)
+            self._expired(slot, now)
             self._misses += 1
             return None
         value: Any = None
@@ -323,23 +332,57 @@ class MemoryCacheAdapter(CacheAdapter):
         slot = self._entries.get(full_key)
         if slot is None:
             return False
-        if slot.expires_at is not None and utc_now() > slot.expires_at:
-            self._drop_expired(slot)
+        now = utc_now()
+        if slot.expires_at is not None and now > slot.expires_at:
+            self._expired(slot, now)
             return False
         return True
 
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry, live or kept past its TTL for fail-safe (``set(..., stale_ttl=...)``), or ``None``;
+        with ``max_age``, only one stored less than that long ago. Counts neither a hit nor a miss and
+        is not an access."""
+        full_key = _require_key(key).full_key
+        slot = self._entries.get(full_key)
+        if slot is None:
+            return None
+        now = utc_now()
+        if slot.gone_at is not None and now > slot.gone_at:
+            self._drop_expired(slot)
+            return None
+        entry = slot.entry
+        if max_age is not None and now - entry.created_at > max_age:
+            return None
+        if slot.compressed:
+            try:
+                return entry.model_copy(update={"value": self._decompress(entry.value)})
+            except Exception:
+                logger.warning("memory cache: undecodable stale entry %r", full_key, exc_info=True)
+                return None
+        return entry
+
+    def _expired(self, slot: _Slot, now: datetime) -> None:
+        """A logically expired entry met by a read: dropped, unless kept for fail-safe."""
+        if slot.gone_at is None or now > slot.gone_at:
+            self._drop_expired(slot)
+
     # ----------------------------------------------------------------- writes
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
         """Replace the whole entry of ``key.full_key`` (value, TTL, namespace, tags, counters).
 
-        Raises ``TypeError`` for a key that is not a ``CacheKey``, ``ValueError`` for a non-positive
-        TTL or a value larger than ``max_memory_bytes``, before anything is written. May evict
-        other entries to respect the limits.
+        With ``stale_ttl``, the entry stays stored that long past its TTL for :meth:`get_stale`
+        (logically expired: ``get``, ``exists``, ``get_many`` and the stats' counts do not see it;
+        every invalidation removes it). Raises ``TypeError`` for a key that is not a ``CacheKey``,
+        ``ValueError`` for a non-positive TTL or a value larger than ``max_memory_bytes``, before
+        anything is written. May evict other entries to respect the limits.
         """
         _require_key(key)
         ttl = validate_ttl(ttl)
-        self._commit(self._prepare(key, value), ttl)
+        keep = validate_ttl(stale_ttl) if ttl is not None else None
+        self._commit(self._prepare(key, value), ttl, keep)
 
     async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
         """Set every ``(key, value)`` pair with one TTL; all are checked and encoded before any is written."""
@@ -378,7 +421,7 @@ class MemoryCacheAdapter(CacheAdapter):
                 f"for key {prepared.full_key!r}; nothing was written"
             )
 
-    def _commit(self, prepared: _Prepared, ttl: timedelta | None) -> None:
+    def _commit(self, prepared: _Prepared, ttl: timedelta | None, keep: timedelta | None = None) -> None:
         # Nothing below raises: the checks were all made by the caller.
         full_key = prepared.full_key
         now = utc_now()
@@ -401,7 +444,8 @@ class MemoryCacheAdapter(CacheAdapter):
             last_accessed=now,
         )
         self._tick += 1
-        slot = _Slot(entry, full_key, prepared.size, prepared.raw_size is not None, self._tick)
+        gone_at = expires_at if expires_at is None or keep is None else expires_at + keep
+        slot = _Slot(entry, full_key, prepared.size, prepared.raw_size is not None, self._tick, gone_at)
         self._entries[full_key] = slot
         key = prepared.key
         if key.namespace is not None:
@@ -412,8 +456,14 @@ class MemoryCacheAdapter(CacheAdapter):
             self._lru[full_key] = slot
         else:
             self._lfu_insert_new(slot)
-        if expires_at is not None:
-            heapq.heappush(self._expiry_heap, (expires_at, next(self._heap_seq), slot))
+        if gone_at is not None:
+            heapq.heappush(self._expiry_heap, (gone_at, next(self._heap_seq), slot))
+        if keep is not None and expires_at is not None:
+            kept = self._kept_heap
+            if len(kept) > 2 * len(self._entries) + 64:  # items of removed entries: compact them away
+                kept[:] = [item for item in kept if self._entries.get(item[2].full_key) is item[2]]
+                heapq.heapify(kept)
+            heapq.heappush(kept, (expires_at, next(self._heap_seq), slot))
         self._memory_bytes += prepared.size
         if prepared.raw_size is not None:
             self._compressions += 1
@@ -479,6 +529,7 @@ class MemoryCacheAdapter(CacheAdapter):
         self._lru.clear()
         self._lfu_head.next = self._lfu_head.prev = self._lfu_head
         self._expiry_heap.clear()
+        self._kept_heap.clear()
         self._stale_heap_items = 0
         self._memory_bytes = 0
 
@@ -587,6 +638,13 @@ class MemoryCacheAdapter(CacheAdapter):
         self._expired_unreported += 1
 
     def _purge_expired(self, now: datetime, limit: int | None) -> None:
+        kept = self._kept_heap
+        while kept:
+            root = kept[0][2]
+            gone_at = root.gone_at
+            if self._entries.get(root.full_key) is root and gone_at is not None and not gone_at < now:
+                break
+            heapq.heappop(kept)  # removed, or past its fail-safe window: no longer counted
         heap = self._expiry_heap
         dropped = 0
         while heap and heap[0][0] < now and (limit is None or dropped < limit):
@@ -733,7 +791,7 @@ class MemoryCacheAdapter(CacheAdapter):
         (expired entries the cache dropped on its own). Costs O(1 + expired entries not yet dropped).
         """
         now = utc_now()
-        expired = self._count_expired(now)
+        expired = self._count_expired(now) + self._count_kept(now)
         reads = self._hits + self._misses
         return CacheStats.model_validate(
             {
@@ -762,6 +820,26 @@ class MemoryCacheAdapter(CacheAdapter):
             if not expires_at < now:
                 continue
             if entries.get(slot.full_key) is slot:
+                count += 1
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < size:
+                    stack.append(child)
+        return count
+
+    def _count_kept(self, now: datetime) -> int:
+        # Entries past their logical expiry but inside their fail-safe window (the ones past it too
+        # are counted by _count_expired): the subtree of _kept_heap whose expiry passed.
+        heap = self._kept_heap
+        entries = self._entries
+        size = len(heap)
+        count = 0
+        stack = [0] if heap else []
+        while stack:
+            i = stack.pop()
+            expires_at, _, slot = heap[i]
+            if not expires_at < now:
+                continue
+            if entries.get(slot.full_key) is slot and slot.gone_at is not None and not slot.gone_at < now:
                 count += 1
             for child in (2 * i + 1, 2 * i + 2):
                 if child < size:

@@ -39,6 +39,7 @@ from rediscache.redis.layout import (
     SENTINEL,
     Layout,
     Shard,
+    decode_entry,
     decode_meta,
     member_prefix,
     unpack_header,
@@ -104,6 +105,15 @@ def _ttl_ms(ttl: timedelta | None) -> int:
         return 0
     micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
     return -(-micros // 1000)  # round up: a TTL never ends early
+
+
+def _keep_ms(ttl: timedelta | None, stale_ttl: timedelta | None) -> int:
+    """How long past its TTL an entry stays stored for fail-safe reads (checked like a TTL)."""
+    if stale_ttl is None or ttl is None:  # an entry that never expires needs no stale window
+        return 0
+    keep = _ttl_ms(validate_ttl(stale_ttl))
+    validate_ttl(ttl + timedelta(milliseconds=keep))  # the physical expiry must be representable too
+    return keep
 
 
 def _require_key(key: object) -> CacheKey:
@@ -446,7 +456,46 @@ class RedisCacheAdapter(CacheAdapter):
         )
         if raw is None or generation is None or len(raw) < ENTRY_HEADER_SIZE:
             return False
-        return bool(unpack_header(raw)[2] == int(generation))  # the entry's generation
+        _, expiry, entry_generation, _, _, _ = unpack_header(raw)
+        if expiry and expiry <= time.time_ns() // 1000:
+            return False  # logically expired (kept for fail-safe reads only)
+        return bool(entry_generation == int(generation))
+
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry, live or kept past its TTL for fail-safe (``set(..., stale_ttl=...)``), or
+        ``None``; with ``max_age``, only one stored less than that long ago. Counts neither a hit nor
+        a miss (it is no read of the cache's: what fail-safe falls back on). An unreadable entry is
+        ``None``."""
+        fk = _require_key(key).full_key.encode()
+        shard = self._layout.shard_of(fk)
+        await self._ready("get_stale")
+        raw, generation = await self._transport.command(
+            "get_stale", shard.slot, b"MGET", shard.entry_key(fk), shard.generation
+        )
+        if raw is None or generation is None:
+            return None
+        try:
+            stored = decode_entry(raw)
+        except ValueError:
+            return None
+        header = stored.header
+        if header.generation != int(generation):
+            return None
+        created = _us(header.created_us)
+        if max_age is not None and datetime.now(timezone.utc) - created > max_age:
+            return None
+        try:
+            value = self._codec.decode(stored.payload, key.full_key)
+        except UndecodablePayload:
+            return None
+        return make_entry(
+            self._stored_key(key, stored.namespace, stored.tags),
+            value,
+            created,
+            _us(header.expiry_us) if header.expiry_us else None,
+            header.hits,
+            _us(header.last_access_ms * 1000),
+        )
 
     def _read(
         self,
@@ -470,6 +519,10 @@ class RedisCacheAdapter(CacheAdapter):
         if entry_generation != generation:
             self._accounting.miss(shard)  # its bookkeeping was evicted: see docs/redis-layout.md
             return None
+        now_ms, accessed = now
+        if expiry and expiry <= now_ms * 1000:
+            self._accounting.miss(shard)  # logically expired: kept stored for fail-safe reads only
+            return None
         namespace: str | None = None
         tags: list[str] = []
         if meta_size:
@@ -485,7 +538,6 @@ class RedisCacheAdapter(CacheAdapter):
         except UndecodablePayload:
             self._accounting.miss(shard)
             raise
-        now_ms, accessed = now
         unflushed = self._accounting.hit(shard, fk, created, now_ms)
         entry = make_entry(
             stored_key,
@@ -596,7 +648,7 @@ class RedisCacheAdapter(CacheAdapter):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int) -> tuple[Shard, ScriptCall]:
+    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int, keep_ms: int = 0) -> tuple[Shard, ScriptCall]:
         full_key = _require_key(key).full_key
         payload = self._codec.encode(value, full_key)
         fk = full_key.encode()
@@ -613,16 +665,23 @@ class RedisCacheAdapter(CacheAdapter):
                 self._trim,
                 self._announce(shard),
                 self.origin,
+                keep_ms,
                 *[tag.encode() for tag in key.tags],
             ),
         )
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
+        """Replace the entry; with ``stale_ttl``, keep it stored that long past its TTL for
+        :meth:`get_stale` (logically expired: ``get``, ``exists``, ``get_many`` and the stats' counts
+        do not see it; every invalidation removes it)."""
         ttl_ms = _ttl_ms(validate_ttl(ttl))
-        shard, call = self._set_call(key, value, ttl_ms)  # every check, before anything is sent
+        keep_ms = _keep_ms(ttl, stale_ttl)
+        shard, call = self._set_call(key, value, ttl_ms, keep_ms)  # every check, before anything is sent
         if not self._checked:
             await self._ready("set")
-            shard, call = self._set_call(key, value, ttl_ms)  # now that the channel is known
+            shard, call = self._set_call(key, value, ttl_ms, keep_ms)  # now that the channel is known
         # Writing the same entry twice leaves what writing it once does: safe to send again.
         await self._transport.run("set", shard.slot, call, again=True)
 
