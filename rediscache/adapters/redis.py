@@ -99,6 +99,9 @@ def _us(value: int) -> datetime:
 # Timestamps of entries read lately, as datetimes: entries are read many times over, and building a
 # datetime is a fifth of a small entry's read. Bounded: cleared when full.
 _DATETIMES: dict[int, datetime] = {}
+# One entry's row of a flush (lua/flush.lua): created us, hits, last access ms.
+_FLUSH_ROW = struct.Struct(">qIq")
+_MAX_U32 = 0xFFFFFFFF
 _ENTRY_FIELDS = frozenset(CacheEntry.model_fields)
 _DATETIMES_MAX = 8192
 
@@ -760,8 +763,8 @@ class RedisCacheAdapter(CacheAdapter):
                 for start in range(0, max(len(entries), 1), self._batch):
                     chunk = entries[start : start + self._batch]
                     args: list[Any] = counters
-                    for _, (created, hits, last) in chunk:
-                        args.extend((created, hits, last))
+                    pack = _FLUSH_ROW.pack
+                    args.extend([pack(created, min(hits, _MAX_U32), last) for _, (created, hits, last) in chunk])
                     keys = (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk))
                     calls.append((shard.slot, (_FLUSH, keys, args)))
                     counters = [0, 0]
