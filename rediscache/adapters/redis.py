@@ -309,8 +309,7 @@ class RedisCacheAdapter(CacheAdapter):
         # Names this instance in its invalidation messages, so a listener can skip its own.
         self.origin = os.urandom(8).hex().encode()
         self._checked = False
-        self._check_failed: tuple[float, CacheError] | None = None
-        self._check_lock = asyncio.Lock()
+        self._checking: asyncio.Future[None] | None = None
         self._closed = False
 
     @property
@@ -330,30 +329,30 @@ class RedisCacheAdapter(CacheAdapter):
     # -- first use ---------------------------------------------------------------------------------
 
     async def _ready(self, op: str) -> None:
-        """Checks made once, on first use (named after the operation that triggered them)."""
+        """Checks made once, on first use (named after the operation that triggered them).
+
+        The calls that arrive while they run all wait for the same run and go on together when it
+        ends (so a first burst opens its connections at once), or all fail with it: a burst on a
+        dead server fails at once, not one caller at a time. The next call after a failure tries
+        again. A caller cancelled while waiting does not cancel the checks."""
         if self._checked:
             return
         self._start_flushing()
-        asked = time.monotonic()
-        async with self._check_lock:
-            if self._checked:
-                return
-            failed = self._check_failed
-            if failed is not None and failed[0] >= asked:
-                # The checks failed while this call waited for them: fail with them rather than
-                # try again, so a burst on a dead server fails at once, not one caller at a time.
-                raise failed[1]
-            try:
-                await self._check_eviction_policy(op)
-                if self._sharded is None:
-                    self._sharded = await self._supports_sharded_pubsub(op)
-                await self._transport.load_scripts(op, _ALL_SCRIPTS)
-                if isinstance(self._transport, StandaloneTransport):
-                    await self._count_replicas()
-            except CacheError as exc:
-                self._check_failed = (time.monotonic(), exc)
-                raise
-            self._checked = True
+        checking = self._checking
+        if checking is None or checking.done():
+            checking = self._checking = asyncio.ensure_future(self._run_checks(op))
+            # Seen even if every waiter was cancelled: no "exception was never retrieved".
+            checking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(checking)
+
+    async def _run_checks(self, op: str) -> None:
+        await self._check_eviction_policy(op)
+        if self._sharded is None:
+            self._sharded = await self._supports_sharded_pubsub(op)
+        await self._transport.load_scripts(op, _ALL_SCRIPTS)
+        if isinstance(self._transport, StandaloneTransport):
+            await self._count_replicas()
+        self._checked = True
 
     async def _supports_sharded_pubsub(self, op: str) -> bool:
         """Whether every primary runs Redis 7+ (or Valkey), which has sharded pub/sub. Every instance
