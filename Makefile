@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[hiredis,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[hiredis,test,dev,docs]'
 	touch $@
 
 venv: $(BIN)/.installed
