@@ -1,8 +1,10 @@
 """Every ```python block of README.md and of the documentation pages (docs/, but not the copy of the
 port spec in docs/spec/) runs as a program against real Redis and prints what the docs say.
 
-A block is a complete program. It reads its server from ``REDIS_URL`` (and a cluster example from
-``REDIS_CLUSTER_URL``), which the test sets to the test servers'. It makes a fresh key prefix with
+A block is a complete program. The blocks run in two interpreters, each running its share one after
+another with fresh globals, so the imports are paid twice rather than once per block. A block reads
+its server from ``REDIS_URL`` (and a cluster example from ``REDIS_CLUSTER_URL``), which the test sets
+to the test servers'. It makes a fresh key prefix with
 ``PREFIX = f"myapp-{uuid4().hex[:8]}"``; the test swaps that line for a prefix under this test's own
 (one per block, so the blocks can run at the same time, and the fixtures delete their keys). When a
 ```text block follows, the program's output must be exactly that.
@@ -18,6 +20,7 @@ the prefix as ``key_prefix="myapp"``; the test substitutes those too (the fail-o
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -32,6 +35,7 @@ DOCS_DIR = ROOT / "docs"
 NOT_RUN_DIRS = [DOCS_DIR / "spec"]  # a copy of the port spec: its blocks illustrate, they are not programs
 DOC_URL = "redis://localhost:6379/0"
 DOC_URL_FROM_ENV = f'os.environ.get("REDIS_URL", "{DOC_URL}")'
+DOC_CLUSTER_URL_FROM_ENV = 'os.environ.get("REDIS_CLUSTER_URL", "redis://localhost:7000/0")'
 LEGACY_PREFIX = 'key_prefix="myapp"'
 FRESH_PREFIX = re.compile(r'PREFIX = f"myapp-\{uuid4\(\)\.hex\[:8\]\}"')
 DEAD_URL = "redis://127.0.0.1:1/0"  # the fail-open example's server that is down on purpose
@@ -80,28 +84,38 @@ def runnable() -> list[Example]:
     return [example for example in examples() if example.not_run is None]
 
 
-async def run(example: Example, env: dict[str, str], prefix: str) -> tuple[int, str, str]:
+RUNNER = Path(__file__).resolve().parent / "support" / "run_examples.py"
+WORKERS = 2  # interpreters running examples side by side (each runs its share one after another)
+
+
+def prepared(example: Example, prefix: str) -> str:
     code = FRESH_PREFIX.sub(f'PREFIX = "{prefix}"', example.code)
     code = code.replace(LEGACY_PREFIX, f'key_prefix="{prefix}"')
     code = code.replace(DOC_URL_FROM_ENV, "os.environ['REDIS_URL']").replace(f'"{DOC_URL}"', "os.environ['REDIS_URL']")
     if "os.environ" in code and "import os" not in code:
         code = "import os\n" + code
+    return code
+
+
+async def run_all(programs: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
+    """Run the programs in one interpreter; one result per program, in order."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        code,
+        str(RUNNER),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
     )
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        stdout, stderr = await asyncio.wait_for(process.communicate(json.dumps(programs).encode()), 120)
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
         raise
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    assert process.returncode == 0, stderr.decode()
+    results: list[dict[str, Any]] = json.loads(stdout)
+    return results
 
 
 def test_the_docs_have_runnable_examples_with_their_output() -> None:
@@ -116,7 +130,7 @@ def test_new_examples_read_redis_url_and_make_a_fresh_prefix() -> None:
         if Path(example.doc).name in LEGACY_PAGES:
             continue
         where = f"{example.doc}, the block at line {example.line}"
-        code = example.code.replace(DOC_URL_FROM_ENV, "")
+        code = example.code.replace(DOC_URL_FROM_ENV, "").replace(DOC_CLUSTER_URL_FROM_ENV, "")
         # Any other URL would send the examples to a server the test does not own.
         assert set(re.findall(r"rediss?://[^\"' ]+", code)) <= {DEAD_URL}, where
         if "key_prefix" in code:
@@ -137,10 +151,15 @@ async def test_every_example_runs_and_prints_what_the_docs_say(
     # redis_client and cluster_client delete this test's keys afterwards, on both.
     env = {"REDIS_URL": redis_server.url, "REDIS_CLUSTER_URL": redis_cluster.url}
 
-    results = await asyncio.gather(*(run(example, env, f"{key_prefix}doc{n}") for n, example in enumerate(found)))
+    programs = [prepared(example, f"{key_prefix}doc{n}") for n, example in enumerate(found)]
+    shares = [list(range(worker, len(found), WORKERS)) for worker in range(WORKERS)]
+    outcomes = await asyncio.gather(*(run_all([programs[n] for n in share], env) for share in shares))
+    results: dict[int, dict[str, Any]] = {}
+    for share, outcome in zip(shares, outcomes, strict=True):
+        results.update(zip(share, outcome, strict=True))
 
-    for example, (returncode, stdout, stderr) in zip(found, results, strict=True):
+    for n, example in enumerate(found):
         where = f"{example.doc}, the block at line {example.line}"
-        assert returncode == 0, f"{where} failed:\n{stderr}"
+        assert results[n]["ok"], f"{where} failed:\n{results[n]['error']}"
         if example.output is not None:
-            assert stdout == example.output, f"{where} printed:\n{stdout}"
+            assert results[n]["stdout"] == example.output, f"{where} printed:\n{results[n]['stdout']}"
