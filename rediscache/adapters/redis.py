@@ -196,8 +196,13 @@ class RedisCacheAdapter(CacheAdapter):
             ``CacheReplicationError`` (after the change was made on the primary).
         options: a ``ConnectionOptions`` (timeouts, retries, pool size); the flat keywords below
             override its fields.
-        socket_timeout, connect_timeout, operation_timeout, retries, max_connections, pool_timeout,
-        health_check_interval: the fields of ``ConnectionOptions``.
+        socket_timeout: the ``ConnectionOptions`` field of that name.
+        connect_timeout: the ``ConnectionOptions`` field of that name.
+        operation_timeout: the ``ConnectionOptions`` field of that name.
+        retries: the ``ConnectionOptions`` field of that name.
+        max_connections: the ``ConnectionOptions`` field of that name.
+        pool_timeout: the ``ConnectionOptions`` field of that name.
+        health_check_interval: the ``ConnectionOptions`` field of that name.
     """
 
     def __init__(

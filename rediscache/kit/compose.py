@@ -84,8 +84,10 @@ def cache(
         max_memory_items: entries kept in process (the memory cache, or the hybrid's L1); not used by ``"redis"``.
         key_prefix: every Redis key of this cache starts with it (``"redis"``/``"hybrid"``).
         cleanup_interval_seconds: period of the kit's background ``cleanup_expired``; ``None``: none.
-        fail_open, stampede_lock: see :class:`CacheService`.
-        lock_ttl_seconds, lock_wait_seconds: the stampede lock's lifetime, and how long others wait for it.
+        fail_open: fail open on backend errors (see :class:`CacheService`).
+        stampede_lock: the lock across processes in ``get_or_set`` (see :class:`CacheService`).
+        lock_ttl_seconds: the stampede lock's lifetime.
+        lock_wait_seconds: how long others wait for the stampede lock.
         breaker_failure_threshold: consecutive connection failures that open the circuit; ``None``: no breaker.
         breaker_reset_seconds: how long the circuit stays open before one probe call.
         fail_safe_max_age_seconds: ``"hybrid"`` only: serve an L1 copy up to this old while Redis is down.
