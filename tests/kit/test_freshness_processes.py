@@ -103,10 +103,9 @@ async def test_eager_refresh_of_a_hot_key_runs_once_across_processes_and_delays_
     elapsed = [e for output in outputs for e in output["elapsed"]]
     assert len(elapsed) == PROCESSES * calls
     print(f"slowest of {len(elapsed)} calls: {max(elapsed) * 1000:.1f} ms")
-    # No caller waits for the refresh: every call returned before the (1 s) factory finished. (The
-    # issue's figure is < 50 ms per call; on this shared 2-core machine under a load average of ~5,
-    # plain hits of 4 x 50 concurrent calls take up to several hundred ms with or without eager
-    # refresh, so the behaviour is checked against the factory's end instead of a timer.)
+    # No caller waits for the refresh (the figure: every call under 50 ms; 16-32 ms here),
+    # and every call returned before the (1 s) factory finished.
+    assert max(elapsed) < 0.05
     finished = float(await redis_client.get(f"{key_prefix}:factory-finished"))
     assert max(r for output in outputs for r in output["returned"]) < finished
     assert all(value == "original" for output in outputs for value in output["values"])
