@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis, RedisCluster
 
+from rediscache import metrics
 from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
@@ -283,6 +284,9 @@ class RedisCacheAdapter(CacheAdapter):
         self._check_failed: tuple[float, CacheError] | None = None
         self._check_lock = asyncio.Lock()
         self._closed = False
+        # OpenTelemetry (rediscache/metrics.py): nothing at all when the API is absent.
+        self._metrics_source = metrics.register_source(key_prefix, self._accounting.totals)
+        metrics.instrument(self, key_prefix)
 
     @property
     def key_prefix(self) -> str:
@@ -882,4 +886,5 @@ class RedisCacheAdapter(CacheAdapter):
                     await self._flusher
             with contextlib.suppress(CacheError):
                 await self.flush()  # what this instance counted since the last flush
+            metrics.retire_source(self._metrics_source)
             await self._transport.close()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, cast, overload
 
+from rediscache import metrics
 from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
 from rediscache._models import CacheEntry, CacheKey, CacheStats, validate_ttl
 from rediscache._port import CacheAdapter
@@ -142,6 +143,8 @@ class CacheService:
         if not isinstance(cache_adapter, CacheAdapter):
             raise TypeError(f"cache_adapter must be a CacheAdapter, not {type(cache_adapter).__name__}")
         self._adapter = cache_adapter
+        # The cache's name on the metrics (rediscache/metrics.py); adapters without a prefix have "".
+        self._metrics_prefix = str(getattr(cache_adapter, "key_prefix", ""))
         self._default_ttl = validate_ttl(default_ttl)
         if default_namespace is not None:
             CacheKey(key="-", namespace=default_namespace)  # validates it now, not on the first call
@@ -311,6 +314,7 @@ class CacheService:
         if stale is None:
             return None
         self._counts["stale_served"] += 1
+        metrics.record_fail_safe_served(self._metrics_prefix)
         return cast(CacheEntry, stale)
 
     # -- writes --------------------------------------------------------------------------------------
@@ -497,6 +501,7 @@ class CacheService:
 
     async def _call_factory(self, factory: Callable[[], Any]) -> Any:
         self._counts["factory_calls"] += 1
+        metrics.record_factory_call(self._metrics_prefix)
         result = factory()
         if inspect.isawaitable(result):
             result = await result

@@ -29,6 +29,9 @@ class Accounting:
     def __init__(self) -> None:
         self._pending: dict[int, Pending] = {}
         self._flushing: dict[int, Pending] = {}
+        # Hits and misses handed to flushes so far: with what is pending, this process's totals.
+        self._taken_hits = 0
+        self._taken_misses = 0
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -64,7 +67,18 @@ class Accounting:
         """What to flush now; counted as in flight (still part of what reads return) until :meth:`done`."""
         taken, self._pending = self._pending, {}
         self._flushing = taken
+        for pending in taken.values():
+            self._taken_hits += pending.hits
+            self._taken_misses += pending.misses
         return taken
+
+    def totals(self) -> dict[str, int]:
+        """This process's hits and misses since it started, flushed or not (for metrics)."""
+        pending = list(self._pending.values())
+        return {
+            "hits": self._taken_hits + sum(p.hits for p in pending),
+            "misses": self._taken_misses + sum(p.misses for p in pending),
+        }
 
     def done(self) -> None:
         """The flush of what :meth:`take` returned ended (written or dropped)."""
