@@ -140,7 +140,17 @@ async def diagnose(
         findings.append(
             Finding("scripts", "problem", f"cannot load the scripts: {exc}", "allow +script|load and +evalsha")
         )
-    findings += await _layout(transport, layout, facts)
+    try:
+        findings += await _layout(transport, layout, facts)
+    except CacheError as exc:
+        findings.append(
+            Finding(
+                "layout",
+                "problem",
+                f"cannot read this cache's keys: {exc}",
+                f"give the user the key pattern ~{layout.prefix}* (and &{layout.prefix}*)",
+            )
+        )
     return findings, facts
 
 
