@@ -73,7 +73,9 @@ async def test_doctor_on_a_user_limited_to_other_keys_exits_1(
 
 
 @pytest.mark.cluster
-async def test_doctor_and_ls_on_a_cluster(cli: RunCli, redis_cluster: object, cluster_client: object, key_prefix: str) -> None:
+async def test_doctor_and_ls_on_a_cluster(
+    cli: RunCli, redis_cluster: object, cluster_client: object, key_prefix: str
+) -> None:
     url = redis_cluster.url  # type: ignore[attr-defined]
     adapter = RedisCacheAdapter(url, key_prefix=key_prefix, cluster=True)
     try:
