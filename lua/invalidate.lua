@@ -17,8 +17,9 @@ local started = now_us()
 open_shard()
 local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local channel, origin, slice = ARGV[4], ARGV[5], tonumber(ARGV[6])
--- Entries removed between looks at the clock.
-local CHUNK = 64
+-- Entries removed between looks at the clock: small, so that a slice ends close to its budget (each
+-- entry costs ~7-10 us; with 64 a 0.5 ms slice ran ~1.1 ms), cheap to look (TIME is ~0.2 us).
+local CHUNK = 16
 local live = 0
 local removed = {}
 

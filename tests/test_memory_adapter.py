@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from rediscache._models import CacheKey
+from rediscache._models import CacheEntry, CacheKey
 from rediscache.adapters.memory import MemoryCacheAdapter
 
 SHORT_TTL = timedelta(milliseconds=20)
@@ -39,6 +39,13 @@ async def make() -> AsyncIterator[Factory]:
     for adapter in made:
         await adapter.close()
         adapter._check_invariants()
+
+
+def stored_entry(cache: MemoryCacheAdapter, full_key: str) -> CacheEntry:
+    """The entry as the adapter's store holds it (compressed values as their payload)."""
+    slot = cache._store.slot(full_key)
+    assert slot is not None, f"{full_key!r} is not stored"
+    return slot.value.entry
 
 
 def k(name: str, **kwargs: Any) -> CacheKey:
@@ -376,7 +383,7 @@ async def test_compression_stores_large_value_as_compressed_bytes(make: Factory)
 
     await cache.set(k("a"), "abc" * 1000)
 
-    stored = cache._entries["a"].entry.value
+    stored = stored_entry(cache, "a").value
     assert isinstance(stored, bytes)
     assert len(stored) < 3000
     assert (await cache.get_stats()).memory_usage_bytes == len(stored)
@@ -453,8 +460,8 @@ async def test_cleanup_task_removes_expired_entries_without_a_manual_call(make: 
 
     cache.start_cleanup_task(cleanup_interval_seconds=0.02)
 
-    assert await wait_until(lambda: len(cache._entries) == 1)
-    assert list(cache._entries) == ["keep"]
+    assert await wait_until(lambda: len(cache._store) == 1)
+    assert [slot.full_key for slot in cache._store.slots()] == ["keep"]
 
 
 async def test_stop_cleanup_task_cancels_it(make: Factory) -> None:
@@ -468,7 +475,7 @@ async def test_stop_cleanup_task_cancels_it(make: Factory) -> None:
     await asyncio.sleep(5 * 0.02)
 
     assert task.cancelled()
-    assert "a" in cache._entries  # expired but nobody cleaned it up
+    assert "a" in cache._store  # expired but nobody cleaned it up
 
 
 async def test_start_cleanup_task_is_idempotent(make: Factory) -> None:
@@ -529,10 +536,10 @@ async def test_stats_count_expired_entries_not_yet_dropped_as_absent(make: Facto
 
     stats = await cache.get_stats()
 
-    assert "expiring" in cache._entries  # not dropped yet: get_stats only reads
+    assert "expiring" in cache._store  # not dropped yet: get_stats only reads
     assert stats.total_entries == 2
-    entry_a = cache._entries["a"].entry
-    entry_b = cache._entries["b"].entry
+    entry_a = stored_entry(cache, "a")
+    entry_b = stored_entry(cache, "b")
     assert (stats.oldest_entry, stats.newest_entry) == (entry_a.created_at, entry_b.created_at)
 
 
@@ -545,8 +552,8 @@ async def test_oldest_and_newest_follow_deletes_and_rewrites(make: Factory) -> N
 
     stats = await cache.get_stats()
 
-    assert stats.oldest_entry == cache._entries["c"].entry.created_at
-    assert stats.newest_entry == cache._entries["b"].entry.created_at
+    assert stats.oldest_entry == stored_entry(cache, "c").created_at
+    assert stats.newest_entry == stored_entry(cache, "b").created_at
 
 
 async def test_stale_expiry_items_are_compacted(make: Factory) -> None:
@@ -556,7 +563,7 @@ async def test_stale_expiry_items_are_compacted(make: Factory) -> None:
     for i in range(3000):
         await cache.delete(k(f"k{i}"))
 
-    assert len(cache._expiry_heap) < 3000
+    assert cache._store.expiry_items < 3000
     cache._check_invariants()
 
 

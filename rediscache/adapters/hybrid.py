@@ -41,7 +41,7 @@ from rediscache import metrics
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
-from rediscache.adapters.memory import MemoryCacheAdapter
+from rediscache._store import EntryStore, require_policy
 from rediscache.adapters.redis import RedisCacheAdapter
 
 __all__ = ["HybridCacheAdapter"]
@@ -144,7 +144,11 @@ class HybridCacheAdapter(CacheAdapter):
         if channel_check_interval <= 0:
             raise ValueError("channel_check_interval must be positive")
         self._l2 = l2 if l2 is not None else RedisCacheAdapter(redis_url, key_prefix=key_prefix, **redis_options)
-        self._l1 = MemoryCacheAdapter(max_size=l1_max_size, eviction_policy=l1_eviction_policy)
+        if isinstance(l1_max_size, bool) or not isinstance(l1_max_size, int) or l1_max_size <= 0:
+            raise ValueError(f"l1_max_size must be a positive int, got {l1_max_size!r}")
+        # No TTL in the store: each copy's own deadline, on the monotonic clock, is cheaper to check
+        # on every hit than a datetime.
+        self._l1: EntryStore[_L1Copy] = EntryStore(max_size=l1_max_size, policy=require_policy(l1_eviction_policy))
         self._l1_ttl = l1_ttl
         self._shared = l1_shared_objects
         self._check_interval = channel_check_interval
@@ -153,6 +157,7 @@ class HybridCacheAdapter(CacheAdapter):
         self._listener: asyncio.Task[None] | None = None
         self._closed = False
         self._l1_hits = 0
+        self._l1_misses = 0
         self._subscribed = asyncio.Event()
         # rediscache.l1.hits; the L2 adapter records the shared figures itself.
         self._metrics_source = metrics.register_source(self._l2.key_prefix, lambda: {"l1_hits": self._l1_hits})
@@ -227,11 +232,11 @@ class HybridCacheAdapter(CacheAdapter):
 
     def _drop(self, full_key: str) -> None:
         self._reads.invalidate(full_key)
-        self._l1.discard(full_key)
+        self._l1.remove(full_key)
 
     def _drop_all(self) -> None:
         self._reads.invalidate_all()
-        self._l1.discard_all()
+        self._l1.clear()
 
     def _promote(self, entry: CacheEntry, payload: bytes) -> None:
         now = time.monotonic()
@@ -242,27 +247,29 @@ class HybridCacheAdapter(CacheAdapter):
                 return
             deadline = min(deadline, now + remaining)
         copy = _L1Copy(entry, payload, entry.value if self._shared else None, deadline)
-        # No TTL in the memory adapter: the copy's own deadline, on the monotonic clock, is cheaper
-        # to check on every hit than a datetime.
-        self._l1.put(entry.key, copy, None, len(payload))
+        self._l1.put(entry.key, copy, len(payload), None, utc_now())
 
     def _l1_copy(self, full_key: str) -> _L1Copy | None:
-        copy: _L1Copy | None = self._l1.peek(full_key)
-        if copy is not None and time.monotonic() > copy.deadline:
-            self._l1.discard(full_key)
+        slot = self._l1.slot(full_key)
+        if slot is None:
             return None
-        return copy
+        if time.monotonic() > slot.value.deadline:
+            self._l1.remove(full_key)
+            return None
+        return slot.value
 
     def _from_l1(self, key: CacheKey, *, touch: bool = True) -> CacheEntry | None:
         full_key = key.full_key
         copy = self._l1_copy(full_key)
         if copy is None:
             if touch:
-                self._l1.mark_used(full_key, hit=False)
+                self._l1_misses += 1
             return None
         value = copy.value if self._shared else self._l2.codec.decode(copy.payload, full_key)
         if touch:
-            self._l1.mark_used(full_key, hit=True)
+            slot = self._l1.slot(full_key)
+            if slot is not None:  # decoding the payload above cannot have removed it; be safe anyway
+                self._l1.use(slot)
             copy.hits += 1
             copy.last_accessed = utc_now()
         return make_entry(copy.key, value, copy.created_at, copy.expires_at, copy.hits, copy.last_accessed)
@@ -298,7 +305,8 @@ class HybridCacheAdapter(CacheAdapter):
 
         For fail-safe reads while L2 is unreachable; never touches L2.
         """
-        copy: _L1Copy | None = self._l1.peek(key.full_key)
+        slot = self._l1.slot(key.full_key)
+        copy = None if slot is None else slot.value
         if copy is None or time.monotonic() - copy.stored_at > max_age.total_seconds():
             return None
         try:
@@ -378,7 +386,7 @@ class HybridCacheAdapter(CacheAdapter):
             return await self._l2.delete_by_pattern(pattern)
         finally:
             self._reads.invalidate_all()
-            await self._l1.delete_by_pattern(pattern)
+            self._l1.remove_matching(pattern)
 
     async def delete_by_namespace(self, namespace: str) -> int:
         self._ensure_listener()
@@ -386,7 +394,7 @@ class HybridCacheAdapter(CacheAdapter):
             return await self._l2.delete_by_namespace(namespace)
         finally:
             self._reads.invalidate_all()
-            await self._l1.delete_by_namespace(namespace)
+            self._l1.remove_namespace(namespace)
 
     async def delete_by_tags(self, tags: list[str]) -> int:
         self._ensure_listener()
@@ -394,7 +402,7 @@ class HybridCacheAdapter(CacheAdapter):
             return await self._l2.delete_by_tags(tags)
         finally:
             self._reads.invalidate_all()
-            await self._l1.delete_by_tags(list(tags))
+            self._l1.remove_tags(tags)
 
     async def clear(self) -> None:
         self._ensure_listener()
@@ -404,7 +412,7 @@ class HybridCacheAdapter(CacheAdapter):
             self._drop_all()
 
     async def cleanup_expired(self) -> int:
-        await self._l1.cleanup_expired()
+        self._drop_l1_past_deadline()
         return await self._l2.cleanup_expired()
 
     async def get_stats(self) -> CacheStats:
@@ -415,7 +423,7 @@ class HybridCacheAdapter(CacheAdapter):
         shared figures over processes double-counts; summing ``l1_hits`` does not."""
         shared = await self._l2.get_stats()
         figures = shared.model_dump()
-        figures.update(l1_hits=self._l1_hits, l1_entries=self._l1.entry_count(), l1_trusted=self._trusted)
+        figures.update(l1_hits=self._l1_hits, l1_entries=len(self._l1), l1_trusted=self._trusted)
         return CacheStats.model_validate(figures)
 
     async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
@@ -427,7 +435,26 @@ class HybridCacheAdapter(CacheAdapter):
 
     async def get_l1_stats(self) -> CacheStats:
         """This instance's L1 on its own (its hits, misses, entries, evictions)."""
-        return await self._l1.get_stats()
+        l1 = self._l1
+        reads = self._l1_hits + self._l1_misses
+        oldest = l1.oldest_live(utc_now())
+        newest = l1.newest_live(utc_now())
+        return CacheStats.model_validate(
+            {
+                "total_entries": len(l1),
+                "total_hits": self._l1_hits,
+                "total_misses": self._l1_misses,
+                "hit_rate": self._l1_hits / reads if reads else 0.0,
+                "memory_usage_bytes": l1.memory_bytes,
+                "oldest_entry": None if oldest is None else oldest.value.created_at,
+                "newest_entry": None if newest is None else newest.value.created_at,
+                "evictions": l1.evictions,
+            }
+        )
+
+    def _drop_l1_past_deadline(self) -> None:
+        now = time.monotonic()
+        self._l1.remove_all([slot.full_key for slot in self._l1.slots() if now > slot.value.deadline])
 
     async def close(self) -> None:
         if self._closed:
@@ -439,5 +466,4 @@ class HybridCacheAdapter(CacheAdapter):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
         metrics.retire_source(self._metrics_source)
-        await self._l1.close()
         await self._l2.close()
