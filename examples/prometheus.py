@@ -21,7 +21,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import start_http_server
 
-from rediscache import CacheKey, CacheService, RedisCacheAdapter
+from rediscache import CacheService, RedisCacheAdapter
 
 
 def expose(port: int) -> None:
