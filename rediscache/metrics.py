@@ -116,7 +116,10 @@ class _Sources:
     def totals(self, name: str) -> dict[str, int]:
         found: dict[str, int] = {prefix: value for (prefix, what), value in self._retired.items() if what == name}
         for source in list(self._live):
-            value = source.read().get(name)
+            try:
+                value = source.read().get(name)
+            except Exception:  # one broken source must not hide every other cache's figures
+                continue
             if value is not None:
                 found[source.prefix] = found.get(source.prefix, 0) + value
         return found

@@ -286,6 +286,7 @@ class HybridCacheAdapter(CacheAdapter):
                 entry = None
             if entry is not None:
                 self._l1_hits += 1
+                self._l2.count_hit_elsewhere(key.full_key)  # in the shared total_hits too
                 return entry
         full_key = key.full_key
         token = self._reads.begin(full_key)
@@ -331,6 +332,7 @@ class HybridCacheAdapter(CacheAdapter):
                 missing.append(i)
             else:
                 self._l1_hits += 1
+                self._l2.count_hit_elsewhere(key.full_key)
                 results[i] = entry
         if not missing:
             return results
@@ -416,11 +418,12 @@ class HybridCacheAdapter(CacheAdapter):
         return await self._l2.cleanup_expired()
 
     async def get_stats(self) -> CacheStats:
-        """The shared L2 figures, exactly as every other instance on this prefix reports them
+        """The shared figures, exactly as every other instance on this prefix reports them
         (``total_hits``, ``total_misses``, ``hit_rate``, ``total_entries``, ``memory_usage_bytes``
-        ...), plus this process's L1 in fields of its own: ``l1_hits`` (reads served from L1, which
-        never reach L2 and so are in no shared figure), ``l1_entries``, ``l1_trusted``. Summing the
-        shared figures over processes double-counts; summing ``l1_hits`` does not."""
+        ...): L1 hits are flushed into the shared hit counters with the L2's accounting, so every
+        hit of every instance counts once, in every instance's figures. This process's L1 is in
+        fields of its own: ``l1_hits`` (of ``total_hits``, those this process served from L1),
+        ``l1_entries``, ``l1_trusted``. Summing the shared figures over processes double-counts."""
         shared = await self._l2.get_stats()
         figures = shared.model_dump()
         figures.update(l1_hits=self._l1_hits, l1_entries=len(self._l1), l1_trusted=self._trusted)

@@ -510,6 +510,14 @@ class RedisCacheAdapter(CacheAdapter):
             for start in range(0, len(group), self._batch):
                 yield self._layout.shards[number], group[start : start + self._batch]
 
+    def count_hit_elsewhere(self, full_key: str) -> None:
+        """Count a hit of this cache served without Redis (a hybrid's L1 copy) in the shared
+        ``total_hits``, flushed with this instance's accounting, so that every instance's
+        ``get_stats()`` counts every hit of every instance once."""
+        layout = self._layout
+        number = 0 if layout.shard_count == 1 else layout.shard_of(full_key.encode()).number
+        self._accounting.hit_elsewhere(number)
+
     @property
     def layout(self) -> Layout:
         """Key names and shards (for tools and tests)."""

@@ -32,6 +32,8 @@ class Accounting:
         # Hits and misses handed to flushes so far: with what is pending, this process's totals.
         self._taken_hits = 0
         self._taken_misses = 0
+        # Hits served elsewhere (a hybrid's L1), in the shared counters but not this cache's reads.
+        self._elsewhere = 0
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -56,6 +58,15 @@ class Accounting:
             pending = self._pending[shard] = Pending()
         pending.misses += count
 
+    def hit_elsewhere(self, shard: int) -> None:
+        """Count a hit served from outside Redis (an L1 copy) in the shard's shared hits only: no
+        entry's hit count, and not in :meth:`totals`."""
+        pending = self._pending.get(shard)
+        if pending is None:
+            pending = self._pending[shard] = Pending()
+        pending.hits += 1
+        self._elsewhere += 1
+
     def _in_flight(self, shard: int, full_key: bytes, version: int) -> int:
         flushing = self._flushing.get(shard)
         if flushing is None:
@@ -76,7 +87,7 @@ class Accounting:
         """This process's hits and misses since it started, flushed or not (for metrics)."""
         pending = list(self._pending.values())
         return {
-            "hits": self._taken_hits + sum(p.hits for p in pending),
+            "hits": self._taken_hits + sum(p.hits for p in pending) - self._elsewhere,
             "misses": self._taken_misses + sum(p.misses for p in pending),
         }
 

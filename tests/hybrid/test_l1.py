@@ -83,8 +83,8 @@ async def test_stats_give_the_shared_figures_and_l1_hits_apart(cache: HybridCach
     l2 = await cache.l2.get_stats()
     l1 = await cache.get_l1_stats()
 
-    assert (stats.total_hits, stats.total_misses) == (l2.total_hits, l2.total_misses) == (1, 1)
-    assert stats.hit_rate == 0.5
+    assert (stats.total_hits, stats.total_misses) == (l2.total_hits, l2.total_misses) == (3, 1)
+    assert stats.hit_rate == 0.75
     assert stats.model_extra is not None and stats.model_extra["l1_hits"] == 2
     assert (l1.total_entries, l1.total_hits) == (1, 2)
 

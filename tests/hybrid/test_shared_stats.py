@@ -1,5 +1,5 @@
 """Stats that add up across processes: every hybrid instance on a prefix reports the same shared
-figures, and its own L1 apart."""
+figures (every instance's hits, L1 hits included, counted once), and its own L1 apart."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ async def test_two_instances_on_one_prefix_report_the_same_shared_totals(
         first, second = await one.get_stats(), await two.get_stats()
 
     assert {name: getattr(first, name) for name in SHARED} == {name: getattr(second, name) for name in SHARED}
-    assert (first.total_hits, first.total_misses, first.total_entries) == (4, 2, 2)
+    # Every hit of both, L1 hits included, once: (1 + 4 + 1) each; 1 miss each.
+    assert (first.total_hits, first.total_misses, first.total_entries) == (12, 2, 2)
     assert first.model_extra is not None and second.model_extra is not None
     assert first.model_extra["l1_hits"] == second.model_extra["l1_hits"] == 4
