@@ -52,6 +52,14 @@ class Accounting:
         counted[2] = now_ms
         return counted[1] + self._in_flight(shard, full_key, version)
 
+    def shard(self, shard: int) -> tuple[Pending, Pending | None]:
+        """A shard's pending reads and those of the flush in flight (or ``None``), for a batch of reads
+        that counts them itself (``get_many``: one lookup per batch rather than per key)."""
+        pending = self._pending.get(shard)
+        if pending is None:
+            pending = self._pending[shard] = Pending()
+        return pending, self._flushing.get(shard)
+
     def miss(self, shard: int, count: int = 1) -> None:
         pending = self._pending.get(shard)
         if pending is None:

@@ -122,6 +122,8 @@ class Node:
         self._watchdog = watchdog
         self._socket_timeout = options.socket_timeout
         self._pool_wait = options.pool_wait
+        self._waiting = 0  # exchanges of this node sent and not yet answered
+        self._corked: list[tuple[Any, bytes]] = []
 
     async def exchange(self, commands: Sequence[Command], budget: Budget, *, retrying: bool = False) -> list[Any]:
         """Send ``commands`` in one write and read their answers; an error answer is returned as
@@ -143,11 +145,14 @@ class Node:
             budget.give_back(connecting)
         timeout = min(self._socket_timeout * (1 + len(commands) / 1000), max(budget.remaining(), 0.001))
         task = self._watchdog.start(timeout)
+        self._waiting += 1
         try:
-            if _pack is not None:
-                await conn.send_packed_command([b"".join([_pack(args) for args in commands])])
-            else:  # pragma: no cover - hiredis is installed wherever the suite runs
+            if _pack is None:  # pragma: no cover - hiredis is installed wherever the suite runs
                 await conn.send_packed_command(conn.pack_commands(commands))
+            elif self._waiting > 1 and conn.is_connected:
+                self._cork(conn, b"".join([_pack(args) for args in commands]))
+            else:
+                await conn.send_packed_command([b"".join([_pack(args) for args in commands])])
             answers: list[Any] = []
             for _ in commands:
                 try:
@@ -164,9 +169,29 @@ class Node:
             self._watchdog.stop(task)
             await self.pool.discard(conn)
             raise AttemptError(exc, sent=True) from exc
+        finally:
+            self._waiting -= 1
         self._watchdog.stop(task)
         await self.pool.release(conn)
         return answers
+
+    def _cork(self, conn: Any, data: bytes) -> None:
+        """Send ``data`` at the start of the next event-loop iteration, with every other request
+        corked in this one. While other requests of this node wait for answers, the requests the
+        event loop makes in one pass go out back to back, so the server reads them in one wake-up
+        instead of one each: its CPU per request falls several-fold at high concurrency. A request
+        sent while none waits goes out at once (no added latency at low concurrency)."""
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._uncork)
+        self._corked.append((conn, data))
+
+    def _uncork(self) -> None:
+        corked, self._corked = self._corked, []
+        for conn, data in corked:
+            writer = conn._writer
+            # A connection discarded meanwhile (its caller was cancelled) is not written to.
+            if writer is not None and not writer.is_closing():
+                writer.write(data)
 
     async def close(self) -> None:
         await self.pool.close()
