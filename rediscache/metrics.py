@@ -34,6 +34,7 @@ import functools
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from rediscache._exceptions import CacheError
@@ -68,7 +69,9 @@ _INVALIDATED = ("delete", "delete_many", "delete_by_tags", "delete_by_namespace"
 
 #: Adapter methods timed by :func:`instrument`, and the operation each is recorded as.
 _OPERATIONS = {
+    "get": "get",
     "get_with_payload": "get",
+    "get_many": "get_many",
     "get_many_with_payloads": "get_many",
     "exists": "exists",
     "set": "set",
@@ -161,6 +164,9 @@ def _observer(name: str) -> Callable[[Any], Iterable[Any]]:
 
 
 _current: _Instruments | None = None
+# Set while a timed call runs: a timed method that calls another (``get`` -> ``get_with_payload``)
+# is recorded once, as the outer operation.
+_timing: ContextVar[bool] = ContextVar("rediscache_metrics_timing", default=False)
 _enabled = _otel_metrics is not None
 
 
@@ -242,12 +248,13 @@ def _timed(method: Callable[..., Any], operation: str, base: dict[str, str]) -> 
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
         instruments = _current if _current is not None else _instruments()
-        if instruments is None:
+        if instruments is None or _timing.get():
             return await method(*args, **kwargs)
         if many:
             # Counted from the items, which may be an iterator: hand the method a list of them.
             items = list(args[0] if args else kwargs.pop("items"))
             args = (items, *args[1:])
+        outer = _timing.set(True)
         started = clock()
         try:
             result = await method(*args, **kwargs)
@@ -256,6 +263,7 @@ def _timed(method: Callable[..., Any], operation: str, base: dict[str, str]) -> 
             raise
         finally:
             instruments.duration.record(clock() - started, attributes)
+            _timing.reset(outer)
         if counts_writes:
             instruments.writes.add(len(items) if many else 1, base)
         elif counts_removed and result:

@@ -169,3 +169,18 @@ def test_without_the_api_the_adapter_imports_and_is_left_unwrapped() -> None:
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)
 
     assert result.stdout.split() == ["False", "False", "False"]
+
+
+async def test_a_call_is_timed_once_even_through_another_timed_method(
+    reader: InMemoryMetricReader,
+    make_adapter: MakeAdapter,
+    redis_server: RedisServer,
+    redis_client: Any,
+    key_prefix: str,
+) -> None:
+    adapter = await make_adapter(redis_server.url)
+    await adapter.get(CacheKey(key="k"))  # get() reads through get_with_payload()
+    await adapter.get_with_payload(CacheKey(key="k"))
+
+    points = _points(reader, "rediscache.operation.duration", key_prefix)
+    assert [(point.attributes["rediscache.operation"], point.count) for point in points] == [("get", 2)]
