@@ -116,6 +116,9 @@ class _Sources:
                 key = (source.prefix, name)
                 self._retired[key] = self._retired.get(key, 0) + value
 
+    def forget_retired(self) -> None:
+        self._retired.clear()
+
     def totals(self, name: str) -> dict[str, int]:
         found: dict[str, int] = {prefix: value for (prefix, what), value in self._retired.items() if what == name}
         for source in list(self._live):
@@ -177,9 +180,16 @@ def available() -> bool:
 
 def configure(meter_provider: Any = None, *, enabled: bool = True) -> None:
     """Record on ``meter_provider`` (``None``: the global provider of ``opentelemetry.metrics``).
-    ``enabled=False`` stops recording, and adapters built afterwards are not wrapped at all."""
+    ``enabled=False`` stops recording, and adapters built afterwards are not wrapped at all.
+
+    The observed counters (hits, misses, L1 hits) carry one series per prefix of the live adapters
+    and of those closed since the last ``configure``; an SDK keeps at most 2,000 series per
+    instrument (then folds the rest into an overflow series), far more than an application's caches."""
     global _current, _enabled
     _enabled = enabled and _otel_metrics is not None
+    # A new provider starts new series: what closed adapters counted before is not carried over
+    # (and a process that made many short-lived caches, a test suite, does not pile them up).
+    _sources.forget_retired()
     if not _enabled:
         _current = None
         return
