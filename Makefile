@@ -1,14 +1,14 @@
-# The two commands of the README: `make demo` and `make test`. Each does its own set-up.
+# The two commands of the README: `make demo` and `make test` (and `make docs`). Each does its own set-up.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck wheel-check pytest venv clean
+.PHONY: demo test lint typecheck wheel-check docs pytest venv clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[hiredis,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[hiredis,test,dev,docs]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -19,7 +19,7 @@ demo: venv
 
 test: venv
 	@scripts/ensure-redis.sh
-	$(MAKE) --no-print-directory lint typecheck wheel-check pytest
+	$(MAKE) --no-print-directory lint typecheck wheel-check docs pytest
 
 LINTED := rediscache tests examples $(wildcard bench)
 
@@ -33,11 +33,16 @@ typecheck: venv
 wheel-check: venv
 	scripts/check-wheel.sh $(BIN)/python
 
+# The documentation site (mkdocs.yml, docs/), API reference from the docstrings; --strict: a broken
+# link or a missing reference fails the build. Output in site/.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest: venv
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site .pytest_cache .mypy_cache .ruff_cache
 
 # `make bench`: the benchmark of bench/README.md, with its own set-up (bench/.venv with the peer
 # libraries, throwaway Redis servers). `make bench-quick`: the CI-sized run.

@@ -82,10 +82,15 @@ local function shard_intact()
     return redis.call('EXISTS', M, K, T, N, S, G) == 6
 end
 
--- Whether the entry string E is an entry of the current generation.
-local function is_current(E)
-    local raw = redis.call('GETRANGE', E, GEN_AT, GEN_AT + 7)
-    return #raw == 8 and struct.unpack('>i8', raw) == GEN
+-- Whether the entry string E is a live entry: of the current generation, and not past its logical
+-- expiry (an entry kept for fail-safe is stored past it). `now` in us.
+local function is_live(E, now)
+    local raw = redis.call('GETRANGE', E, 0, GEN_AT + 7)
+    if #raw ~= GEN_AT + 8 then
+        return false
+    end
+    local _, expiry, gen = struct.unpack('>i8>i8>i8', raw)
+    return gen == GEN and (expiry == 0 or expiry > now)
 end
 
 local function member_prefix(name)
@@ -206,8 +211,10 @@ end
 -- `created` (us) names this version of the entry: the access accounting of a read applies to it only.
 -- `ns` is false for none. An overwrite with the same namespace and tags (the common refresh) keeps
 -- its memberships: only the size, created time and expiry change. Anything else is unindexed and
--- indexed anew.
-local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
+-- indexed anew. `keep` (ms, optional) keeps the entry stored that long past its expiry, for
+-- fail-safe reads: the header holds the logical expiry (reads treat a past one as a miss), Redis's
+-- own expiry and the K score are the physical one, so every invalidation still finds the entry.
+local function write_entry(E, fk, payload, ttl, ns, tags, now, created, keep)
     -- The entry is written first: a write that grows memory, so that at maxmemory under noeviction
     -- Redis refuses the script before it changed anything (it lets a script go on once it wrote).
     local meta = ''
@@ -219,7 +226,7 @@ local function write_entry(E, fk, payload, ttl, ns, tags, now, created)
         -- The entry expires exactly `ttl` after it was created (us); Redis's own expiry, in ms, is
         -- rounded up, so the entry never goes early.
         local expiry_us = created + ttl * 1000
-        expiry = math.ceil(expiry_us / 1000)
+        expiry = math.ceil(expiry_us / 1000) + (keep or 0)
         redis.call('SET', E, pack_header(created, expiry_us, 0, now, #meta) .. meta .. payload, 'PXAT', expiry)
     else
         redis.call('SET', E, pack_header(created, 0, 0, now, #meta) .. meta .. payload)

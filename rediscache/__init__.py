@@ -13,7 +13,7 @@ from rediscache._port import CacheAdapter
 from rediscache.adapters.hybrid import HybridCacheAdapter
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
-from rediscache.kit import CacheKit, CacheService, CircuitBreaker, ServiceHealth, cached, compose
+from rediscache.kit import CacheKit, CacheService, CircuitBreaker, EntryOptions, ServiceHealth, cached, compose
 from rediscache.redis.options import ConnectionOptions
 from rediscache.serialization import Codec, MsgpackCodec, SignedPickleCodec
 
@@ -30,6 +30,7 @@ __all__ = [
     "CacheStats",
     "Codec",
     "ConnectionOptions",
+    "EntryOptions",
     "HybridCacheAdapter",
     "MemoryCacheAdapter",
     "MsgpackCodec",

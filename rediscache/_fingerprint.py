@@ -8,9 +8,10 @@ same digest in every process whatever ``PYTHONHASHSEED``.
 
 Covered, recursively: the msgpack codec's types (``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``,
 ``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``datetime``, ``date``, ``time``, ``timedelta``,
-``Decimal``, ``UUID``) and pydantic model instances (class and ``model_dump()``). Exact types only, as in the
-codec: a subclass (an ``IntEnum``, an ``OrderedDict``) has no encoding, because two classes could share a
-value and differ in behaviour. Anything else raises ``TypeError`` naming the argument.
+``Decimal``, ``UUID``), pydantic model instances (class and ``model_dump()``) and ``Enum`` members (the
+class's qualified name and the member's value, so ``IntEnum``/``StrEnum`` members never collide with plain
+values). Otherwise exact types only, as in the codec: a subclass (an ``OrderedDict``) has no encoding,
+because two classes could share a value and differ in behaviour. Anything else raises ``TypeError`` naming the argument.
 
 Changing this encoding changes every digest, so every cached call misses once: treat it as a stored format.
 """
@@ -26,6 +27,7 @@ import weakref
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from enum import Enum
 from types import MethodType
 from typing import Any
 from uuid import UUID
@@ -183,6 +185,12 @@ def _encode(value: object) -> bytes:
     if kind is UUID:
         uuid: UUID = value  # type: ignore[assignment]
         return b"U" + uuid.bytes
+    if isinstance(value, Enum):
+        # By the class's qualified name and the member's value (not its name: renaming a member keeps
+        # its keys); an IntEnum or StrEnum member is an Enum first, never its plain value.
+        enum_cls = type(value)
+        name = _text(f"{enum_cls.__module__}.{enum_cls.__qualname__}")
+        return _blob(b"e", name) + _encode(value.value)
     if isinstance(value, BaseModel):
         cls = type(value)
         try:

@@ -6,11 +6,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from rediscache._models import CacheEntry, CacheKey, CacheStats
 
-__all__ = ["CacheAdapter"]
+if TYPE_CHECKING:
+    from rediscache.serialization import Codec
+
+__all__ = [
+    "CacheAdapter",
+    "SupportsCoherence",
+    "SupportsCodec",
+    "SupportsLocks",
+    "SupportsServerName",
+    "SupportsStaleReads",
+]
 
 _A = TypeVar("_A", bound="CacheAdapter")
 
@@ -94,3 +104,77 @@ class CacheAdapter(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# -- optional capabilities -----------------------------------------------------------------------------
+#
+# What some adapters can do beyond the port. The kit checks for them once, with ``isinstance``, when it
+# is built (``runtime_checkable`` protocols check that the methods exist; their signatures are checked
+# by mypy where the adapter is declared).
+
+
+@runtime_checkable
+class SupportsLocks(Protocol):
+    """Short-lived locks shared by every process using the backend (stampede protection)."""
+
+    async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
+        """Take ``name`` for ``ttl`` if nobody holds it; ``token`` proves ownership."""
+        ...
+
+    async def unlock(self, name: str, token: str) -> bool:
+        """Release ``name`` if ``token`` still holds it; ``False`` if it expired or changed hands."""
+        ...
+
+
+@runtime_checkable
+class SupportsStaleReads(Protocol):
+    """Entries kept past their TTL for fail-safe, and a read that returns them.
+
+    ``set(..., stale_ttl=d)`` keeps the entry stored for ``d`` after its TTL. Past its TTL the entry is
+    logically expired: ``get``, ``exists``, ``get_many`` and the stats' counts do not see it, only
+    ``get_stale`` does. Every invalidation that covers the entry (``delete``, ``delete_by_*``,
+    ``clear``) removes it, stale copy included: a stale value is never served after an invalidation.
+    """
+
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
+        """``CacheAdapter.set``, keeping the entry ``stale_ttl`` past its TTL for ``get_stale``."""
+        ...
+
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry, live or logically expired (within its ``stale_ttl``), or ``None``.
+
+        With ``max_age``, only an entry stored less than ``max_age`` ago. Counts neither a hit nor a
+        miss and touches nothing.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsCoherence(Protocol):
+    """Adapters with state in the process that must be synchronised before it is served (an L1)."""
+
+    async def wait_until_coherent(self, timeout: float = 5.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until in-process copies can be trusted; whether they can."""
+        ...
+
+
+@runtime_checkable
+class SupportsCodec(Protocol):
+    """Adapters that encode values (so pydantic models must be registered with ``codec``)."""
+
+    @property
+    def codec(self) -> Codec:
+        """The codec values are stored with."""
+        ...
+
+
+@runtime_checkable
+class SupportsServerName(Protocol):
+    """Adapters that talk to a server: its name, for logs and circuit breakers (password redacted)."""
+
+    @property
+    def server(self) -> str:
+        """The server or cluster, as ``host:port`` or a URL without credentials."""
+        ...

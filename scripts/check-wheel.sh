@@ -6,7 +6,7 @@ python=${1:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$python" -m build --wheel --no-isolation --outdir "$work/dist" . >/dev/null
-wheel=$(ls "$work"/dist/rediscache-*.whl)
+wheel=$(ls "$work"/dist/rediscache_native-*.whl)
 "$python" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet "$wheel"
 cd "$work"

@@ -62,6 +62,15 @@ class Mode(enum.IntEnum):
     FAST = 1
 
 
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Shade(enum.Enum):
+    RED = "red"
+
+
 class Connection:
     pass
 
@@ -203,7 +212,6 @@ def test_other_supported_types() -> None:
         (Connection(), "Connection"),
         (object(), "object"),
         (lambda: 1, "function"),
-        (Mode.FAST, "Mode"),
         (OrderedDict(a=1), "OrderedDict"),
         (bytearray(b"x"), "bytearray"),
         (threading.Lock(), "lock"),
@@ -309,3 +317,29 @@ def test_from_function_call_uses_the_qualname_of_nested_functions() -> None:
 def test_from_function_call_with_unsupported_argument_raises_type_error() -> None:
     with pytest.raises(TypeError, match="'x'"):
         CacheKey.from_function_call(one, (Connection(),), {})
+
+
+# -- enums ------------------------------------------------------------------------------------------
+
+
+def test_enum_member_has_a_stable_digest() -> None:
+    assert d(Color.RED) == d(Color("red"))
+    assert HEX16.fullmatch(d(Color.RED))
+
+
+def test_enum_members_of_one_class_differ() -> None:
+    assert d(Color.RED) != d(Color.BLUE)
+
+
+def test_enum_member_differs_from_its_value_and_from_another_class_with_that_value() -> None:
+    assert d(Color.RED) != d("red")
+    assert d(Color.RED) != d(Shade.RED)
+
+
+def test_int_enum_member_differs_from_the_plain_int() -> None:
+    assert d(Mode.FAST) != d(1)
+
+
+def test_enum_inside_containers_is_encoded() -> None:
+    assert d({"c": [Color.RED]}) == d({"c": [Color.RED]})
+    assert d({"c": [Color.RED]}) != d({"c": [Color.BLUE]})

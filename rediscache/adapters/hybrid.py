@@ -43,6 +43,8 @@ from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc
 from rediscache._port import CacheAdapter
 from rediscache._store import EntryStore, require_policy
 from rediscache.adapters.redis import RedisCacheAdapter
+from rediscache.redis.options import ConnectionOptions
+from rediscache.serialization import Codec
 
 __all__ = ["HybridCacheAdapter"]
 
@@ -123,6 +125,9 @@ class HybridCacheAdapter(CacheAdapter):
             pinged; no answer within as long again means the channel is lost and L1 is bypassed.
         l2: a ready ``RedisCacheAdapter`` to use as L2 instead of building one (it is closed with
             this adapter).
+        options: the L2's ``ConnectionOptions`` (timeouts, retries, pool size); the flat keywords
+            (``socket_timeout=``, ...) among ``redis_options`` override its fields, as on
+            ``RedisCacheAdapter``.
         **redis_options: passed to ``RedisCacheAdapter``.
     """
 
@@ -137,13 +142,22 @@ class HybridCacheAdapter(CacheAdapter):
         l1_shared_objects: bool = False,
         channel_check_interval: float = 1.0,
         l2: RedisCacheAdapter | None = None,
+        options: ConnectionOptions | None = None,
         **redis_options: Any,
     ) -> None:
         if l1_ttl is not None and l1_ttl <= timedelta(0):
             raise ValueError("l1_ttl must be positive or None")
         if channel_check_interval <= 0:
             raise ValueError("channel_check_interval must be positive")
-        self._l2 = l2 if l2 is not None else RedisCacheAdapter(redis_url, key_prefix=key_prefix, **redis_options)
+        if options is not None and not isinstance(options, ConnectionOptions):
+            raise TypeError(f"options must be ConnectionOptions, not {type(options).__name__}")
+        if l2 is not None and (options is not None or redis_options):
+            raise ValueError("pass connection settings to the RedisCacheAdapter given as l2, not beside it")
+        self._l2 = (
+            l2
+            if l2 is not None
+            else RedisCacheAdapter(redis_url, key_prefix=key_prefix, options=options, **redis_options)
+        )
         if isinstance(l1_max_size, bool) or not isinstance(l1_max_size, int) or l1_max_size <= 0:
             raise ValueError(f"l1_max_size must be a positive int, got {l1_max_size!r}")
         # No TTL in the store: each copy's own deadline, on the monotonic clock, is cheaper to check
@@ -175,6 +189,16 @@ class HybridCacheAdapter(CacheAdapter):
     def key_prefix(self) -> str:
         """The shared cache's prefix (its L2's)."""
         return self._l2.key_prefix
+
+    @property
+    def codec(self) -> Codec:
+        """L2's codec; register pydantic models with ``adapter.codec.register_model(Model)``."""
+        return self._l2.codec
+
+    @property
+    def server(self) -> str:
+        """The L2 server or cluster (password redacted)."""
+        return self._l2.server
 
     @property
     def l1_trusted(self) -> bool:
@@ -301,14 +325,31 @@ class HybridCacheAdapter(CacheAdapter):
             self._promote(entry, payload)
         return entry
 
-    async def get_stale(self, key: CacheKey, max_age: timedelta) -> CacheEntry | None:
-        """The L1 copy, even while the channel is down, if it was stored less than ``max_age`` ago.
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry for fail-safe: live or kept past its TTL (``set(..., stale_ttl=...)``).
 
-        For fail-safe reads while L2 is unreachable; never touches L2.
+        While the channel is up, an L1 copy (stored in L1 less than ``max_age`` ago, if given) is
+        answered without asking L2; otherwise L2's stale read (``RedisCacheAdapter.get_stale``). If
+        L2 cannot be reached, the L1 copy, even while the channel is down: the last value this
+        process saw, for serving while Redis is unreachable (it may have missed an invalidation
+        made meanwhile, which ``max_age`` bounds). Counts neither a hit nor a miss.
         """
+        if self._trusted:
+            found = self._stale_copy(key, max_age)
+            if found is not None:
+                return found
+        try:
+            return await self._l2.get_stale(key, max_age)
+        except CacheError:
+            found = self._stale_copy(key, max_age)
+            if found is None:
+                raise
+            return found
+
+    def _stale_copy(self, key: CacheKey, max_age: timedelta | None) -> CacheEntry | None:
         slot = self._l1.slot(key.full_key)
         copy = None if slot is None else slot.value
-        if copy is None or time.monotonic() - copy.stored_at > max_age.total_seconds():
+        if copy is None or (max_age is not None and time.monotonic() - copy.stored_at > max_age.total_seconds()):
             return None
         try:
             value = copy.value if self._shared else self._l2.codec.decode(copy.payload, key.full_key)
@@ -349,10 +390,13 @@ class HybridCacheAdapter(CacheAdapter):
                     self._promote(*item)
         return results
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
+        """Write through to L2 (``stale_ttl``: kept there past its TTL for :meth:`get_stale`)."""
         self._ensure_listener()
         try:
-            await self._l2.set(key, value, ttl)
+            await self._l2.set(key, value, ttl, stale_ttl=stale_ttl)
         finally:
             # Before returning: a read of ours that raced this write must not keep the old value.
             self._drop(key.full_key)

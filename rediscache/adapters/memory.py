@@ -11,6 +11,8 @@ with respect to other coroutines of the event loop.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import math
 import sys
@@ -84,11 +86,19 @@ class _Held:
     """What the store holds for one entry: the entry as last returned, and whether its value is the
     compressed payload rather than the object."""
 
-    __slots__ = ("compressed", "entry")
+    __slots__ = ("compressed", "entry", "kept")
 
-    def __init__(self, entry: CacheEntry, compressed: bool) -> None:
+    def __init__(self, entry: CacheEntry, compressed: bool, *, kept: bool = False) -> None:
         self.entry = entry  # with compression, entry.value is the compressed payload
         self.compressed = compressed
+        self.kept = kept  # stored past entry.expires_at (the store's expiry) for fail-safe reads
+
+
+def _logically_expired(slot: Slot[_Held], now: datetime) -> bool:
+    """Past the entry's own expiry while the store keeps it for fail-safe."""
+    held = slot.value
+    expires_at = held.entry.expires_at
+    return held.kept and expires_at is not None and now > expires_at
 
 
 class _Prepared:
@@ -197,6 +207,12 @@ class MemoryCacheAdapter(CacheAdapter):
         self._compression_threshold = compression_threshold
         self._codec: MsgpackCodec | None = MsgpackCodec() if enable_compression else None
         self._store: EntryStore[_Held] = EntryStore(*limits, policy=policy)
+        # Entries kept past their TTL for fail-safe (``set(..., stale_ttl=...)``): the store's expiry
+        # is the end of that window, the entry's ``expires_at`` its logical expiry. This heap
+        # ``(expires_at, seq, slot)`` lets ``get_stats`` find the logically expired ones in time
+        # proportional to their number.
+        self._kept: list[tuple[datetime, int, Slot[_Held]]] = []
+        self._kept_seq = itertools.count()
 
         self._hits = 0
         self._misses = 0
@@ -231,6 +247,9 @@ class MemoryCacheAdapter(CacheAdapter):
             return None
         held = slot.value
         entry = held.entry
+        if held.kept and entry.expires_at is not None and now > entry.expires_at:
+            self._misses += 1  # logically expired: kept for get_stale only
+            return None
         value: Any = None
         if held.compressed:
             try:
@@ -262,23 +281,53 @@ class MemoryCacheAdapter(CacheAdapter):
         slot = self._store.slot(full_key)
         if slot is None:
             return False
-        if slot.expired(utc_now()):
+        now = utc_now()
+        if slot.expired(now):
             self._store.drop_expired(slot)
             return False
-        return True
+        return not _logically_expired(slot, now)
+
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry, live or kept past its TTL for fail-safe (``set(..., stale_ttl=...)``), or ``None``;
+        with ``max_age``, only one stored less than that long ago. Counts neither a hit nor a miss and
+        is not an access."""
+        full_key = _require_key(key).full_key
+        slot = self._store.slot(full_key)
+        if slot is None:
+            return None
+        now = utc_now()
+        if slot.expired(now):
+            self._store.drop_expired(slot)
+            return None
+        held = slot.value
+        entry = held.entry
+        if max_age is not None and now - entry.created_at > max_age:
+            return None
+        if held.compressed:
+            try:
+                return entry.model_copy(update={"value": self._decompress(entry.value)})
+            except Exception:
+                logger.warning("memory cache: undecodable stale entry %r", full_key, exc_info=True)
+                return None
+        return entry
 
     # ----------------------------------------------------------------- writes
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
         """Replace the whole entry of ``key.full_key`` (value, TTL, namespace, tags, counters).
 
-        Raises ``TypeError`` for a key that is not a ``CacheKey``, ``ValueError`` for a non-positive
-        TTL or a value larger than ``max_memory_bytes``, before anything is written. May evict
-        other entries to respect the limits.
+        With ``stale_ttl``, the entry stays stored that long past its TTL for :meth:`get_stale`
+        (logically expired: ``get``, ``exists``, ``get_many`` and the stats' counts do not see it;
+        every invalidation removes it). Raises ``TypeError`` for a key that is not a ``CacheKey``,
+        ``ValueError`` for a non-positive TTL or a value larger than ``max_memory_bytes``, before
+        anything is written. May evict other entries to respect the limits.
         """
         _require_key(key)
         ttl = validate_ttl(ttl)
-        self._commit(self._prepare(key, value), ttl)
+        keep = validate_ttl(stale_ttl) if ttl is not None else None
+        self._commit(self._prepare(key, value), ttl, keep)
 
     async def set_many(self, items: Iterable[tuple[CacheKey, Any]], ttl: timedelta | None = None) -> None:
         """Set every ``(key, value)`` pair with one TTL; all are checked and encoded before any is written."""
@@ -316,7 +365,7 @@ class MemoryCacheAdapter(CacheAdapter):
                 f"for key {prepared.full_key!r}; nothing was written"
             )
 
-    def _commit(self, prepared: _Prepared, ttl: timedelta | None) -> None:
+    def _commit(self, prepared: _Prepared, ttl: timedelta | None, keep: timedelta | None = None) -> None:
         # Nothing below raises: the checks were all made by the caller.
         now = utc_now()
         expires_at = None if ttl is None else now + ttl
@@ -328,7 +377,11 @@ class MemoryCacheAdapter(CacheAdapter):
             hit_count=0,
             last_accessed=now,
         )
-        self._store.put(prepared.key, _Held(entry, prepared.raw_size is not None), prepared.size, expires_at, now)
+        gone_at = None if expires_at is None else expires_at if keep is None else expires_at + keep
+        held = _Held(entry, prepared.raw_size is not None, kept=keep is not None)
+        slot = self._store.put(prepared.key, held, prepared.size, gone_at, now)
+        if keep is not None and expires_at is not None:
+            self._remember_kept(slot, expires_at)
         if prepared.raw_size is not None:
             self._compressions += 1
             self._bytes_before += prepared.raw_size
@@ -373,6 +426,7 @@ class MemoryCacheAdapter(CacheAdapter):
     async def clear(self) -> None:
         """Remove every entry and its bookkeeping. Hit, miss, eviction and compression counters stay."""
         self._store.clear()
+        self._kept.clear()
         self._expired_reported = self._store.expired_dropped
 
     async def cleanup_expired(self) -> int:
@@ -393,7 +447,35 @@ class MemoryCacheAdapter(CacheAdapter):
         if not removed:
             return 0
         now = utc_now()
-        return sum(1 for slot in removed if not slot.expired(now))
+        return sum(1 for slot in removed if not slot.expired(now) and not _logically_expired(slot, now))
+
+    def _remember_kept(self, slot: Slot[_Held], expires_at: datetime) -> None:
+        kept = self._kept
+        store = self._store
+        if len(kept) > 2 * len(store) + 64:  # items of entries since removed or replaced: compact them away
+            kept[:] = [item for item in kept if store.slot(item[2].full_key) is item[2]]
+            heapq.heapify(kept)
+        heapq.heappush(kept, (expires_at, next(self._kept_seq), slot))
+
+    def _count_kept(self, now: datetime) -> int:
+        """Entries past their logical expiry but inside their fail-safe window: the subtree of the
+        heap whose expiry passed (those past the window too are the store's expired ones)."""
+        kept = self._kept
+        store = self._store
+        while kept and (store.slot(kept[0][2].full_key) is not kept[0][2] or kept[0][2].expired(now)):
+            heapq.heappop(kept)  # removed, replaced or past its window: never counted again
+        size = len(kept)
+        count = 0
+        stack = [0] if kept else []
+        while stack:
+            i = stack.pop()
+            expires_at, _, slot = kept[i]
+            if not expires_at < now:
+                continue
+            if store.slot(slot.full_key) is slot and not slot.expired(now):
+                count += 1
+            stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
+        return count
 
     def get_eviction_policy(self) -> EvictionPolicy:
         """The current eviction policy, ``"lru"`` or ``"lfu"``."""
@@ -426,7 +508,7 @@ class MemoryCacheAdapter(CacheAdapter):
         newest = store.newest_live(now)
         return CacheStats.model_validate(
             {
-                "total_entries": len(store) - store.count_expired(now),
+                "total_entries": len(store) - store.count_expired(now) - self._count_kept(now),
                 "total_hits": self._hits,
                 "total_misses": self._misses,
                 "hit_rate": self._hits / reads if reads else 0.0,

@@ -40,6 +40,7 @@ from rediscache.redis.layout import (
     SENTINEL,
     Layout,
     Shard,
+    decode_entry,
     decode_meta,
     member_prefix,
     unpack_header,
@@ -99,6 +100,9 @@ def _us(value: int) -> datetime:
 # Timestamps of entries read lately, as datetimes: entries are read many times over, and building a
 # datetime is a fifth of a small entry's read. Bounded: cleared when full.
 _DATETIMES: dict[int, datetime] = {}
+# One entry's row of a flush (lua/flush.lua): created us, hits, last access ms.
+_FLUSH_ROW = struct.Struct(">qIq")
+_MAX_U32 = 0xFFFFFFFF
 _ENTRY_FIELDS = frozenset(CacheEntry.model_fields)
 _DATETIMES_MAX = 8192
 
@@ -121,6 +125,15 @@ def _ttl_ms(ttl: timedelta | None) -> int:
         return 0
     micros = (ttl.days * 86_400 + ttl.seconds) * 1_000_000 + ttl.microseconds
     return -(-micros // 1000)  # round up: a TTL never ends early
+
+
+def _keep_ms(ttl: timedelta | None, stale_ttl: timedelta | None) -> int:
+    """How long past its TTL an entry stays stored for fail-safe reads (checked like a TTL)."""
+    if stale_ttl is None or ttl is None:  # an entry that never expires needs no stale window
+        return 0
+    keep = _ttl_ms(validate_ttl(stale_ttl))
+    validate_ttl(ttl + timedelta(milliseconds=keep))  # the physical expiry must be representable too
+    return keep
 
 
 def _require_key(key: object) -> CacheKey:
@@ -184,8 +197,13 @@ class RedisCacheAdapter(CacheAdapter):
             ``CacheReplicationError`` (after the change was made on the primary).
         options: a ``ConnectionOptions`` (timeouts, retries, pool size); the flat keywords below
             override its fields.
-        socket_timeout, connect_timeout, operation_timeout, retries, max_connections, pool_timeout,
-        health_check_interval: the fields of ``ConnectionOptions``.
+        socket_timeout: the ``ConnectionOptions`` field of that name.
+        connect_timeout: the ``ConnectionOptions`` field of that name.
+        operation_timeout: the ``ConnectionOptions`` field of that name.
+        retries: the ``ConnectionOptions`` field of that name.
+        max_connections: the ``ConnectionOptions`` field of that name.
+        pool_timeout: the ``ConnectionOptions`` field of that name.
+        health_check_interval: the ``ConnectionOptions`` field of that name.
     """
 
     def __init__(
@@ -297,8 +315,7 @@ class RedisCacheAdapter(CacheAdapter):
         # Names this instance in its invalidation messages, so a listener can skip its own.
         self.origin = os.urandom(8).hex().encode()
         self._checked = False
-        self._check_failed: tuple[float, CacheError] | None = None
-        self._check_lock = asyncio.Lock()
+        self._checking: asyncio.Future[None] | None = None
         self._closed = False
         # OpenTelemetry (rediscache/metrics.py): nothing at all when the API is absent.
         self._metrics_source = metrics.register_source(key_prefix, self._accounting.totals)
@@ -321,30 +338,30 @@ class RedisCacheAdapter(CacheAdapter):
     # -- first use ---------------------------------------------------------------------------------
 
     async def _ready(self, op: str) -> None:
-        """Checks made once, on first use (named after the operation that triggered them)."""
+        """Checks made once, on first use (named after the operation that triggered them).
+
+        The calls that arrive while they run all wait for the same run and go on together when it
+        ends (so a first burst opens its connections at once), or all fail with it: a burst on a
+        dead server fails at once, not one caller at a time. The next call after a failure tries
+        again. A caller cancelled while waiting does not cancel the checks."""
         if self._checked:
             return
         self._start_flushing()
-        asked = time.monotonic()
-        async with self._check_lock:
-            if self._checked:
-                return
-            failed = self._check_failed
-            if failed is not None and failed[0] >= asked:
-                # The checks failed while this call waited for them: fail with them rather than
-                # try again, so a burst on a dead server fails at once, not one caller at a time.
-                raise failed[1]
-            try:
-                await self._check_eviction_policy(op)
-                if self._sharded is None:
-                    self._sharded = await self._supports_sharded_pubsub(op)
-                await self._transport.load_scripts(op, _ALL_SCRIPTS)
-                if isinstance(self._transport, StandaloneTransport):
-                    await self._count_replicas()
-            except CacheError as exc:
-                self._check_failed = (time.monotonic(), exc)
-                raise
-            self._checked = True
+        checking = self._checking
+        if checking is None or checking.done():
+            checking = self._checking = asyncio.ensure_future(self._run_checks(op))
+            # Seen even if every waiter was cancelled: no "exception was never retrieved".
+            checking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.shield(checking)
+
+    async def _run_checks(self, op: str) -> None:
+        await self._check_eviction_policy(op)
+        if self._sharded is None:
+            self._sharded = await self._supports_sharded_pubsub(op)
+        await self._transport.load_scripts(op, _ALL_SCRIPTS)
+        if isinstance(self._transport, StandaloneTransport):
+            await self._count_replicas()
+        self._checked = True
 
     async def _supports_sharded_pubsub(self, op: str) -> bool:
         """Whether every primary runs Redis 7+ (or Valkey), which has sharded pub/sub. Every instance
@@ -489,6 +506,7 @@ class RedisCacheAdapter(CacheAdapter):
         in_flight = None if flushing is None else flushing.entries
         decode = self._codec.decode
         now_ms, accessed = now
+        now_us = now_ms * 1000
         datetimes = _DATETIMES
         new_object, set_attribute, fields = object.__new__, object.__setattr__, _ENTRY_FIELDS
         hits = misses = 0
@@ -503,6 +521,9 @@ class RedisCacheAdapter(CacheAdapter):
             created, expiry, entry_generation, stored_hits, _, meta_size = unpack_header(raw)
             if entry_generation != generation:
                 misses += 1  # its bookkeeping was evicted: see docs/redis-layout.md
+                continue
+            if expiry and expiry <= now_us:
+                misses += 1  # logically expired: kept stored for fail-safe reads only
                 continue
             key = keys[i]
             if meta_size:
@@ -574,7 +595,46 @@ class RedisCacheAdapter(CacheAdapter):
         )
         if raw is None or generation is None or len(raw) < ENTRY_HEADER_SIZE:
             return False
-        return bool(unpack_header(raw)[2] == int(generation))  # the entry's generation
+        _, expiry, entry_generation, _, _, _ = unpack_header(raw)
+        if expiry and expiry <= time.time_ns() // 1000:
+            return False  # logically expired (kept for fail-safe reads only)
+        return bool(entry_generation == int(generation))
+
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
+        """The entry, live or kept past its TTL for fail-safe (``set(..., stale_ttl=...)``), or
+        ``None``; with ``max_age``, only one stored less than that long ago. Counts neither a hit nor
+        a miss (it is no read of the cache's: what fail-safe falls back on). An unreadable entry is
+        ``None``."""
+        fk = _require_key(key).full_key.encode()
+        shard = self._layout.shard_of(fk)
+        await self._ready("get_stale")
+        raw, generation = await self._transport.command(
+            "get_stale", shard.slot, b"MGET", shard.entry_key(fk), shard.generation
+        )
+        if raw is None or generation is None:
+            return None
+        try:
+            stored = decode_entry(raw)
+        except ValueError:
+            return None
+        header = stored.header
+        if header.generation != int(generation):
+            return None
+        created = _us(header.created_us)
+        if max_age is not None and datetime.now(timezone.utc) - created > max_age:
+            return None
+        try:
+            value = self._codec.decode(stored.payload, key.full_key)
+        except UndecodablePayload:
+            return None
+        return make_entry(
+            self._stored_key(key, stored.namespace, stored.tags),
+            value,
+            created,
+            _us(header.expiry_us) if header.expiry_us else None,
+            header.hits,
+            _us(header.last_access_ms * 1000),
+        )
 
     def _read(
         self,
@@ -598,6 +658,10 @@ class RedisCacheAdapter(CacheAdapter):
         if entry_generation != generation:
             self._accounting.miss(shard)  # its bookkeeping was evicted: see docs/redis-layout.md
             return None
+        now_ms, accessed = now
+        if expiry and expiry <= now_ms * 1000:
+            self._accounting.miss(shard)  # logically expired: kept stored for fail-safe reads only
+            return None
         namespace: str | None = None
         tags: list[str] = []
         if meta_size:
@@ -613,7 +677,6 @@ class RedisCacheAdapter(CacheAdapter):
         except UndecodablePayload:
             self._accounting.miss(shard)
             raise
-        now_ms, accessed = now
         unflushed = self._accounting.hit(shard, fk, created, now_ms)
         entry = make_entry(
             stored_key,
@@ -716,8 +779,8 @@ class RedisCacheAdapter(CacheAdapter):
                 for start in range(0, max(len(entries), 1), self._batch):
                     chunk = entries[start : start + self._batch]
                     args: list[Any] = counters
-                    for _, (created, hits, last) in chunk:
-                        args.extend((created, hits, last))
+                    pack = _FLUSH_ROW.pack
+                    args.extend([pack(created, min(hits, _MAX_U32), last) for _, (created, hits, last) in chunk])
                     keys = (*shard.index_keys, *(shard.entry_key(fk) for fk, _ in chunk))
                     calls.append((shard.slot, (_FLUSH, keys, args)))
                     counters = [0, 0]
@@ -732,7 +795,7 @@ class RedisCacheAdapter(CacheAdapter):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int) -> tuple[Shard, ScriptCall]:
+    def _set_call(self, key: CacheKey, value: Any, ttl_ms: int, keep_ms: int = 0) -> tuple[Shard, ScriptCall]:
         full_key = _require_key(key).full_key
         payload = self._codec.encode(value, full_key)
         fk = full_key.encode()
@@ -749,16 +812,23 @@ class RedisCacheAdapter(CacheAdapter):
                 self._trim,
                 self._announce(shard),
                 self.origin,
+                keep_ms,
                 *[tag.encode() for tag in key.tags],
             ),
         )
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
+        """Replace the entry; with ``stale_ttl``, keep it stored that long past its TTL for
+        :meth:`get_stale` (logically expired: ``get``, ``exists``, ``get_many`` and the stats' counts
+        do not see it; every invalidation removes it)."""
         ttl_ms = _ttl_ms(validate_ttl(ttl))
-        shard, call = self._set_call(key, value, ttl_ms)  # every check, before anything is sent
+        keep_ms = _keep_ms(ttl, stale_ttl)
+        shard, call = self._set_call(key, value, ttl_ms, keep_ms)  # every check, before anything is sent
         if not self._checked:
             await self._ready("set")
-            shard, call = self._set_call(key, value, ttl_ms)  # now that the channel is known
+            shard, call = self._set_call(key, value, ttl_ms, keep_ms)  # now that the channel is known
         # Writing the same entry twice leaves what writing it once does: safe to send again.
         await self._transport.run("set", shard.slot, call, again=True)
 

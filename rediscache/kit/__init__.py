@@ -5,6 +5,8 @@
 * :func:`cached`: a decorator caching an async function's or method's results.
 * :class:`CacheKit` and :mod:`compose` (``compose.cache(...)``): an adapter plus its service, with a
   lifecycle (``async with``).
+* :class:`EntryOptions`: fail-safe, factory timeouts, eager refresh, jitter, cache timeout, per
+  service and per call.
 * :class:`CircuitBreaker`, :class:`ServiceHealth`: the outage handling and its counters.
 * ``rediscache.kit.fastapi``: FastAPI integration (needs the ``fastapi`` extra; imported only from there).
 """
@@ -13,6 +15,7 @@ from rediscache.kit import compose
 from rediscache.kit.breaker import CircuitBreaker
 from rediscache.kit.cachekit import CacheKit
 from rediscache.kit.decorators import BoundCachedFunction, CachedFunction, cached
+from rediscache.kit.options import EntryOptions
 from rediscache.kit.service import CacheService, ServiceHealth
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "CacheService",
     "CachedFunction",
     "CircuitBreaker",
+    "EntryOptions",
     "ServiceHealth",
     "cached",
     "compose",

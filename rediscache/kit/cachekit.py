@@ -1,8 +1,10 @@
 """``CacheKit``: an adapter and its ``CacheService``, with a lifecycle.
 
-``async with kit:`` starts a background task that calls ``service.cleanup_expired()`` periodically
-(so indexes never keep members of expired entries for long, even in a quiet cache), and on exit
-stops it and closes the adapter's connections. ``compose.cache(...)`` builds one.
+``async with kit:`` waits (bounded) until an adapter with in-process copies (the hybrid's L1) is
+coherent, so the first requests already use L1; starts a background task that calls
+``service.cleanup_expired()`` periodically (so indexes never keep members of expired entries for
+long, even in a quiet cache); and on exit stops it and closes the adapter's connections.
+``compose.cache(...)`` builds one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from datetime import timedelta
 from types import TracebackType
 
-from rediscache._port import CacheAdapter
+from rediscache._port import CacheAdapter, SupportsCoherence
 from rediscache.kit.service import CacheService
 
 __all__ = ["CacheKit"]
@@ -28,6 +30,9 @@ class CacheKit:
         adapter: the backend; the kit closes it on ``close()``.
         service: the service on that adapter (default: ``CacheService(adapter)``).
         cleanup_interval: period of the background ``cleanup_expired`` task; ``None``: no task.
+        coherence_timeout: how long ``start()`` waits at most for an adapter with in-process copies
+            (``SupportsCoherence``: the hybrid) to be coherent; past it the kit starts anyway (L1 is
+            used once its channel is up) and logs a warning.
     """
 
     name = "cache"
@@ -38,11 +43,15 @@ class CacheKit:
         service: CacheService | None = None,
         *,
         cleanup_interval: timedelta | None = timedelta(minutes=1),
+        coherence_timeout: timedelta = timedelta(seconds=5),
     ) -> None:
         if service is not None and service.adapter is not adapter:
             raise ValueError("the service must wrap the kit's adapter")
         if cleanup_interval is not None and cleanup_interval <= timedelta(0):
             raise ValueError(f"cleanup_interval must be positive or None, got {cleanup_interval!r}")
+        if coherence_timeout <= timedelta(0):
+            raise ValueError(f"coherence_timeout must be positive, got {coherence_timeout!r}")
+        self._coherence_timeout = coherence_timeout.total_seconds()
         self._adapter = adapter
         self._service = service if service is not None else CacheService(adapter)
         self._interval = cleanup_interval
@@ -74,9 +83,15 @@ class CacheKit:
         return self._cleanup_removed
 
     async def start(self) -> None:
-        """Start the periodic cleanup on the running loop. Idempotent."""
+        """Wait for the adapter to be coherent (bounded), start the periodic cleanup. Idempotent."""
         if self._closed:
             raise RuntimeError("this CacheKit is closed")
+        adapter = self._adapter
+        if isinstance(adapter, SupportsCoherence) and not await adapter.wait_until_coherent(self._coherence_timeout):
+            logger.warning(
+                "rediscache: the cache was not coherent within %.1f s; serving without in-process copies until it is",
+                self._coherence_timeout,
+            )
         if self._interval is None or self.cleanup_running:
             return
         self._task = asyncio.get_running_loop().create_task(

@@ -17,15 +17,21 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from rediscache._port import CacheAdapter
+from pydantic import BaseModel
+
+from rediscache._port import CacheAdapter, SupportsCodec, SupportsServerName
 from rediscache.adapters.memory import MemoryCacheAdapter
 from rediscache.adapters.redis import RedisCacheAdapter
 from rediscache.kit.breaker import CircuitBreaker
 from rediscache.kit.cachekit import CacheKit
+from rediscache.kit.options import EntryOptions
 from rediscache.kit.service import CacheService
+from rediscache.redis.options import ConnectionOptions
+from rediscache.serialization import MsgpackCodec
 
 __all__ = ["CacheKit", "cache"]
 
@@ -60,6 +66,10 @@ def cache(
     breaker_failure_threshold: int | None = 5,
     breaker_reset_seconds: float = 5.0,
     fail_safe_max_age_seconds: float | None = None,
+    default_options: EntryOptions | None = None,
+    models: Sequence[type[BaseModel]] = (),
+    options: ConnectionOptions | None = None,
+    coherence_timeout_seconds: float = 5.0,
     **adapter_options: Any,
 ) -> CacheKit:
     """A ``CacheKit`` (``.service``, ``.adapter``) for ``backend``; use it as ``async with kit:``.
@@ -74,11 +84,21 @@ def cache(
         max_memory_items: entries kept in process (the memory cache, or the hybrid's L1); not used by ``"redis"``.
         key_prefix: every Redis key of this cache starts with it (``"redis"``/``"hybrid"``).
         cleanup_interval_seconds: period of the kit's background ``cleanup_expired``; ``None``: none.
-        fail_open, stampede_lock: see :class:`CacheService`.
-        lock_ttl_seconds, lock_wait_seconds: the stampede lock's lifetime, and how long others wait for it.
+        fail_open: fail open on backend errors (see :class:`CacheService`).
+        stampede_lock: the lock across processes in ``get_or_set`` (see :class:`CacheService`).
+        lock_ttl_seconds: the stampede lock's lifetime.
+        lock_wait_seconds: how long others wait for the stampede lock.
         breaker_failure_threshold: consecutive connection failures that open the circuit; ``None``: no breaker.
         breaker_reset_seconds: how long the circuit stays open before one probe call.
         fail_safe_max_age_seconds: ``"hybrid"`` only: serve an L1 copy up to this old while Redis is down.
+        default_options: the service's :class:`EntryOptions` (fail-safe, factory timeouts, eager
+            refresh, jitter, cache timeout, ``cache_none``).
+        models: pydantic model classes to register with the codec (``"redis"``/``"hybrid"``; the
+            memory backend stores objects as they are and needs none).
+        options: ``ConnectionOptions`` of the Redis connections (``"redis"``/``"hybrid"``); flat
+            keywords such as ``socket_timeout=`` in ``adapter_options`` override its fields.
+        coherence_timeout_seconds: ``"hybrid"``: how long ``async with kit`` waits, at most, for the
+            L1 invalidation channel before serving (then L1 is used once it is up).
         adapter_options: passed to the adapter's constructor (``cluster=True``, ``serializer=``,
             ``socket_timeout=``, ``l1_ttl=`` for the hybrid, ...).
     """
@@ -92,6 +112,13 @@ def cache(
     assert lock_ttl is not None and lock_wait is not None and reset is not None
     if fail_safe is not None and backend != "hybrid":
         raise ValueError("fail_safe_max_age_seconds needs backend='hybrid' (only it keeps a copy in process)")
+    if options is not None and not isinstance(options, ConnectionOptions):
+        raise TypeError(f"options must be ConnectionOptions, not {type(options).__name__}")
+    for model in models:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"models must be pydantic model classes, not {model!r}")
+    coherence = _seconds("coherence_timeout_seconds", coherence_timeout_seconds, allow_none=False)
+    assert coherence is not None
     if breaker_failure_threshold is not None and (
         isinstance(breaker_failure_threshold, bool)
         or not isinstance(breaker_failure_threshold, int)
@@ -99,14 +126,22 @@ def cache(
     ):
         raise ValueError(f"breaker_failure_threshold must be an int >= 1 or None, got {breaker_failure_threshold!r}")
 
+    if options is not None and backend in ("redis", "hybrid"):
+        adapter_options = {"options": options, **adapter_options}
     adapter = _adapter(backend, redis_url, max_memory_items, key_prefix, adapter_options)
+    codec = adapter.codec if isinstance(adapter, SupportsCodec) else None
+    if isinstance(codec, MsgpackCodec):  # pickle stores models without registration; memory stores objects
+        for model in models:
+            codec.register_model(model)
     breaker: CircuitBreaker | bool = False
     if breaker_failure_threshold is not None:
-        breaker = CircuitBreaker(breaker_failure_threshold, reset, name=str(getattr(adapter, "server", backend)))
+        name = adapter.server if isinstance(adapter, SupportsServerName) else backend
+        breaker = CircuitBreaker(breaker_failure_threshold, reset, name=name)
     service = CacheService(
         adapter,
         default_ttl=ttl,
         default_namespace=default_namespace,
+        default_options=default_options,
         fail_open=fail_open,
         stampede_lock=stampede_lock,
         lock_ttl=lock_ttl,
@@ -114,7 +149,7 @@ def cache(
         circuit_breaker=breaker,
         fail_safe_max_age=fail_safe,
     )
-    return CacheKit(adapter, service, cleanup_interval=cleanup)
+    return CacheKit(adapter, service, cleanup_interval=cleanup, coherence_timeout=coherence)
 
 
 def _adapter(

@@ -85,6 +85,9 @@ _DROPPED_HEADERS = frozenset({"content-length", "set-cookie", "x-cache"})
 def cache_lifespan(kit: CacheKit, lifespan: Lifespan | None = None) -> Lifespan:
     """A FastAPI ``lifespan`` that opens ``kit`` at start-up (``async with kit``) and closes it at shutdown.
 
+    Opening waits, bounded (``coherence_timeout`` of the kit, 5 s by default), until a hybrid
+    backend's L1 is coherent, so the first requests a worker serves already hit its L1.
+
     The kit is put on ``app.state`` for :func:`get_cache_service`. An application lifespan of your own
     can be passed as ``lifespan``: it runs inside, with the cache already open, and what it yields is
     passed on.

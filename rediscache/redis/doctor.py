@@ -236,7 +236,7 @@ async def _memory(transport: Transport, nodes: list[Node], facts: dict[str, Any]
                     "notice",
                     f"{where}: when full, Redis may evict a shard's bookkeeping; that shard then starts "
                     "a new generation and all its entries read as misses (never stale): a hit-rate loss",
-                    "prefer volatile-lru/volatile-lfu (only entries are evicted) if hit rate matters",
+                    "none on a server only for caches; on one shared with other data, give the cache its own",
                 )
             )
         elif policy == "noeviction" and limit:

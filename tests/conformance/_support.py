@@ -11,7 +11,7 @@ from typing import Any
 from rediscache._models import CacheKey
 from rediscache._port import CacheAdapter
 
-MakeAdapter = Callable[[], Awaitable[CacheAdapter]]
+MakeSeparateCache = Callable[[], Awaitable[CacheAdapter]]
 
 # An entry set with SHORT_TTL is live right after ``set`` returns and gone once
 # ``wait_past_short_ttl()`` has returned (sleeps are at least as long as asked).
@@ -116,7 +116,7 @@ def assert_same_value(expected: Any, actual: Any, path: str = "value") -> None:
 __all__ = [
     "EXPIRY_MARGIN",
     "LONG_TTL",
-    "MakeAdapter",
+    "MakeSeparateCache",
     "ONE_MS",
     "SHORT_TTL",
     "SharedPair",

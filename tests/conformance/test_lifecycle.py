@@ -9,7 +9,7 @@ import pytest
 from rediscache._models import CacheKey
 from rediscache._port import CacheAdapter
 
-from ._support import MakeAdapter, add
+from ._support import MakeSeparateCache, add
 
 
 class _Boom(Exception):
@@ -89,8 +89,10 @@ async def test_close_after_async_with_is_safe(adapter: CacheAdapter) -> None:
     await adapter.close()
 
 
-async def test_separate_caches_do_not_share_entries(adapter: CacheAdapter, make_adapter: MakeAdapter) -> None:
-    other = await make_adapter()
+async def test_separate_caches_do_not_share_entries(
+    adapter: CacheAdapter, make_separate_cache: MakeSeparateCache
+) -> None:
+    other = await make_separate_cache()
     await add(adapter, CacheKey(key="k", namespace="ns", tags=["t"]))
 
     assert await other.get(CacheKey(key="k", namespace="ns")) is None
@@ -99,8 +101,10 @@ async def test_separate_caches_do_not_share_entries(adapter: CacheAdapter, make_
     assert await adapter.exists(CacheKey(key="k", namespace="ns"))
 
 
-async def test_separate_caches_do_not_share_stats(adapter: CacheAdapter, make_adapter: MakeAdapter) -> None:
-    other = await make_adapter()
+async def test_separate_caches_do_not_share_stats(
+    adapter: CacheAdapter, make_separate_cache: MakeSeparateCache
+) -> None:
+    other = await make_separate_cache()
     await add(adapter, CacheKey(key="k"))
     await adapter.get(CacheKey(key="k"))
     await adapter.get(CacheKey(key="missing"))
@@ -111,9 +115,9 @@ async def test_separate_caches_do_not_share_stats(adapter: CacheAdapter, make_ad
 
 
 async def test_invalidations_in_one_cache_leave_the_other_alone(
-    adapter: CacheAdapter, make_adapter: MakeAdapter
+    adapter: CacheAdapter, make_separate_cache: MakeSeparateCache
 ) -> None:
-    other = await make_adapter()
+    other = await make_separate_cache()
     key = CacheKey(key="k", namespace="ns", tags=["t"])
     await add(adapter, key)
     await add(other, key)

@@ -7,7 +7,7 @@ import pytest
 from rediscache._models import CacheKey
 from rediscache._port import CacheAdapter
 
-from ._support import MakeAdapter, add, add_expired, glob_escape, live_full_keys
+from ._support import MakeSeparateCache, add, add_expired, glob_escape, live_full_keys
 
 
 async def removed_by(adapter: CacheAdapter, pattern: str, full_keys: list[str]) -> set[str]:
@@ -224,8 +224,10 @@ async def test_delete_by_pattern_removes_namespace_memberships(adapter: CacheAda
     assert await adapter.exists(CacheKey(key="temp:1"))
 
 
-async def test_delete_by_pattern_touches_only_this_cache(adapter: CacheAdapter, make_adapter: MakeAdapter) -> None:
-    other = await make_adapter()
+async def test_delete_by_pattern_touches_only_this_cache(
+    adapter: CacheAdapter, make_separate_cache: MakeSeparateCache
+) -> None:
+    other = await make_separate_cache()
     await add(adapter, CacheKey(key="user:1"))
     await add(other, CacheKey(key="user:1"), CacheKey(key="user:2"))
 

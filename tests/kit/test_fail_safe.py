@@ -1,8 +1,8 @@
 """Fail-safe: with ``fail_safe_max_age``, a read that Redis cannot answer is served from the adapter's
 in-process copy (``get_stale``), if that copy is young enough; a healthy Redis is always believed.
 
-The service finds ``get_stale`` by duck typing. The hybrid adapter provides it; until its tests are
-enabled (``hybrid_fail_safe_pending.py``), these tests use a stand-in: a ``RedisCacheAdapter`` that
+The service finds ``get_stale`` through the port's ``SupportsStaleReads`` protocol. The hybrid adapter
+provides it (``test_hybrid_fail_safe.py``); these tests use a stand-in: a ``RedisCacheAdapter`` that
 keeps the last entry it wrote or read for each key, as the hybrid's L1 does. Redis is real.
 """
 
@@ -18,19 +18,19 @@ import pytest
 import pytest_asyncio
 from support.redis_servers import RedisServer
 
-from rediscache import CacheEntry, CacheKey, MemoryCacheAdapter, RedisCacheAdapter
+from rediscache import CacheEntry, CacheKey, RedisCacheAdapter
 from rediscache.kit import CacheService, CircuitBreaker
 
+from ._plain_adapter import PlainAdapter
 from .conftest import FakeClock
 
 
 class RedisWithLocalCopies(RedisCacheAdapter):
     """The hybrid's fail-safe API on the Redis adapter: ``get_stale`` answers from the last local copy."""
 
-    def __init__(self, *args: Any, sync_get_stale: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.copies: dict[str, tuple[float, CacheEntry]] = {}
-        self.sync_get_stale = sync_get_stale
 
     async def get(self, key: CacheKey) -> CacheEntry | None:
         entry = await super().get(key)
@@ -38,23 +38,17 @@ class RedisWithLocalCopies(RedisCacheAdapter):
             self.copies[key.full_key] = (time.monotonic(), entry)
         return entry
 
-    async def set(self, key: CacheKey, value: Any, ttl: timedelta | None = None) -> None:
-        await super().set(key, value, ttl)
+    async def set(
+        self, key: CacheKey, value: Any, ttl: timedelta | None = None, *, stale_ttl: timedelta | None = None
+    ) -> None:
+        await super().set(key, value, ttl, stale_ttl=stale_ttl)
         self.copies[key.full_key] = (time.monotonic(), CacheEntry(key=key, value=value))
 
-    def _stale(self, key: CacheKey, max_age: timedelta) -> CacheEntry | None:
+    async def get_stale(self, key: CacheKey, max_age: timedelta | None = None) -> CacheEntry | None:
         stored = self.copies.get(key.full_key)
-        if stored is None or time.monotonic() - stored[0] > max_age.total_seconds():
+        if stored is None or (max_age is not None and time.monotonic() - stored[0] > max_age.total_seconds()):
             return None
         return stored[1]
-
-    def get_stale(self, key: CacheKey, max_age: timedelta) -> Any:
-        if self.sync_get_stale:
-            return self._stale(key, max_age)
-        return self._async_stale(key, max_age)
-
-    async def _async_stale(self, key: CacheKey, max_age: timedelta) -> CacheEntry | None:
-        return self._stale(key, max_age)
 
 
 @pytest_asyncio.fixture
@@ -71,11 +65,8 @@ def fail_safe_service(
     return CacheService(adapter, fail_safe_max_age=max_age, **options)
 
 
-@pytest.mark.parametrize("sync_get_stale", [False, True])
-async def test_the_last_local_copy_is_served_while_redis_is_down(
-    private_server: RedisServer, key_prefix: str, sync_get_stale: bool
-) -> None:
-    adapter = RedisWithLocalCopies(private_server.url, key_prefix=key_prefix, retries=0, sync_get_stale=sync_get_stale)
+async def test_the_last_local_copy_is_served_while_redis_is_down(private_server: RedisServer, key_prefix: str) -> None:
+    adapter = RedisWithLocalCopies(private_server.url, key_prefix=key_prefix, retries=0)
     service = fail_safe_service(adapter)
     try:
         await service.set("k", "last known")
@@ -137,7 +128,7 @@ async def test_the_copy_is_served_without_calling_redis_while_the_circuit_is_ope
 async def test_a_failing_copy_is_a_miss_not_an_error(copies: RedisWithLocalCopies, private_server: RedisServer) -> None:
     from rediscache import CacheError
 
-    def broken(key: CacheKey, max_age: timedelta) -> Any:
+    async def broken(key: CacheKey, max_age: timedelta | None = None) -> Any:
         raise CacheError("no copy either")
 
     copies.get_stale = broken  # type: ignore[method-assign]
@@ -148,5 +139,5 @@ async def test_a_failing_copy_is_a_miss_not_an_error(copies: RedisWithLocalCopie
 
 
 def test_fail_safe_needs_an_adapter_that_keeps_copies() -> None:
-    with pytest.raises(ValueError, match="get_stale"):
-        CacheService(MemoryCacheAdapter(), fail_safe_max_age=timedelta(minutes=1))
+    with pytest.raises(ValueError, match="SupportsStaleReads"):
+        CacheService(PlainAdapter(), fail_safe_max_age=timedelta(minutes=1))

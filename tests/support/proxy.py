@@ -43,6 +43,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
+from support.ports import free_port, port_range
+
+_LISTEN_ATTEMPTS = 5
+
 READ_SIZE = 65536
 
 # Which way bytes travel through the proxy.
@@ -199,7 +203,17 @@ class CountingProxy:
         await self.close()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.listen_host, 0)
+        if port_range() is None:
+            self._server = await asyncio.start_server(self._handle, self.listen_host, 0)
+        else:  # REDISCACHE_TEST_PORTS: listen inside the range, retrying a port taken meanwhile
+            for attempt in range(_LISTEN_ATTEMPTS):
+                try:
+                    self._server = await asyncio.start_server(self._handle, self.listen_host, free_port())
+                    break
+                except OSError:
+                    if attempt == _LISTEN_ATTEMPTS - 1:
+                        raise
+        assert self._server is not None
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:

