@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
+from rediscache import metrics
 from rediscache._exceptions import CacheError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, utc_now
 from rediscache._port import CacheAdapter
@@ -172,6 +173,8 @@ class HybridCacheAdapter(CacheAdapter):
         self._l1_hits = 0
         self._l1_misses = 0
         self._subscribed = asyncio.Event()
+        # rediscache.l1.hits; the L2 adapter records the shared figures itself.
+        self._metrics_source = metrics.register_source(self._l2.key_prefix, lambda: {"l1_hits": self._l1_hits})
 
     @classmethod
     def from_redis(cls, l2: RedisCacheAdapter, **options: Any) -> HybridCacheAdapter:
@@ -181,6 +184,11 @@ class HybridCacheAdapter(CacheAdapter):
     @property
     def l2(self) -> RedisCacheAdapter:
         return self._l2
+
+    @property
+    def key_prefix(self) -> str:
+        """The shared cache's prefix (its L2's)."""
+        return self._l2.key_prefix
 
     @property
     def codec(self) -> Codec:
@@ -302,6 +310,7 @@ class HybridCacheAdapter(CacheAdapter):
                 entry = None
             if entry is not None:
                 self._l1_hits += 1
+                self._l2.count_hit_elsewhere(key.full_key)  # in the shared total_hits too
                 return entry
         full_key = key.full_key
         token = self._reads.begin(full_key)
@@ -364,6 +373,7 @@ class HybridCacheAdapter(CacheAdapter):
                 missing.append(i)
             else:
                 self._l1_hits += 1
+                self._l2.count_hit_elsewhere(key.full_key)
                 results[i] = entry
         if not missing:
             return results
@@ -452,19 +462,15 @@ class HybridCacheAdapter(CacheAdapter):
         return await self._l2.cleanup_expired()
 
     async def get_stats(self) -> CacheStats:
-        """The shared L2 figures, plus this instance's L1 hits (an L1 hit never reaches L2, so no read
-        is counted twice)."""
+        """The shared figures, exactly as every other instance on this prefix reports them
+        (``total_hits``, ``total_misses``, ``hit_rate``, ``total_entries``, ``memory_usage_bytes``
+        ...): L1 hits are flushed into the shared hit counters with the L2's accounting, so every
+        hit of every instance counts once, in every instance's figures. This process's L1 is in
+        fields of its own: ``l1_hits`` (of ``total_hits``, those this process served from L1),
+        ``l1_entries``, ``l1_trusted``. Summing the shared figures over processes double-counts."""
         shared = await self._l2.get_stats()
-        hits = shared.total_hits + self._l1_hits
-        reads = hits + shared.total_misses
         figures = shared.model_dump()
-        figures.update(
-            total_hits=hits,
-            hit_rate=hits / reads if reads else 0.0,
-            l1_hits=self._l1_hits,
-            l1_entries=len(self._l1),
-            l1_trusted=self._trusted,
-        )
+        figures.update(l1_hits=self._l1_hits, l1_entries=len(self._l1), l1_trusted=self._trusted)
         return CacheStats.model_validate(figures)
 
     async def try_lock(self, name: str, token: str, ttl: timedelta) -> bool:
@@ -506,4 +512,5 @@ class HybridCacheAdapter(CacheAdapter):
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
+        metrics.retire_source(self._metrics_source)
         await self._l2.close()

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis, RedisCluster
 
+from rediscache import metrics
 from rediscache._exceptions import CacheConnectionError, CacheError, CacheReplicationError, UndecodablePayload
 from rediscache._models import CacheEntry, CacheKey, CacheStats, make_entry, validate_ttl
 from rediscache._port import CacheAdapter
@@ -316,6 +317,9 @@ class RedisCacheAdapter(CacheAdapter):
         self._checked = False
         self._checking: asyncio.Future[None] | None = None
         self._closed = False
+        # OpenTelemetry (rediscache/metrics.py): nothing at all when the API is absent.
+        self._metrics_source = metrics.register_source(key_prefix, self._accounting.totals)
+        metrics.instrument(self, key_prefix)
 
     @property
     def key_prefix(self) -> str:
@@ -692,6 +696,14 @@ class RedisCacheAdapter(CacheAdapter):
         for number, group in groups.items():
             for start in range(0, len(group), self._batch):
                 yield self._layout.shards[number], group[start : start + self._batch]
+
+    def count_hit_elsewhere(self, full_key: str) -> None:
+        """Count a hit of this cache served without Redis (a hybrid's L1 copy) in the shared
+        ``total_hits``, flushed with this instance's accounting, so that every instance's
+        ``get_stats()`` counts every hit of every instance once."""
+        layout = self._layout
+        number = 0 if layout.shard_count == 1 else layout.shard_of(full_key.encode()).number
+        self._accounting.hit_elsewhere(number)
 
     @property
     def layout(self) -> Layout:
@@ -1076,4 +1088,5 @@ class RedisCacheAdapter(CacheAdapter):
                     await self._flusher
             with contextlib.suppress(CacheError):
                 await self.flush()  # what this instance counted since the last flush
+            metrics.retire_source(self._metrics_source)
             await self._transport.close()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, overload
 
+from rediscache import metrics
 from rediscache._exceptions import CacheConnectionError, CacheError, SerializationError
 from rediscache._models import CacheEntry, CacheKey, CacheStats, utc_now, validate_ttl
 from rediscache._port import CacheAdapter, SupportsLocks, SupportsServerName, SupportsStaleReads
@@ -174,6 +175,8 @@ class CacheService:
         if not isinstance(cache_adapter, CacheAdapter):
             raise TypeError(f"cache_adapter must be a CacheAdapter, not {type(cache_adapter).__name__}")
         self._adapter = cache_adapter
+        # The cache's name on the metrics (rediscache/metrics.py); adapters without a prefix have "".
+        self._metrics_prefix = str(getattr(cache_adapter, "key_prefix", ""))
         self._default_ttl = validate_ttl(default_ttl)
         if default_namespace is not None:
             CacheKey(key="-", namespace=default_namespace)  # validates it now, not on the first call
@@ -345,6 +348,7 @@ class CacheService:
             stale = await self._read_stale(ck, self._fail_safe_max_age, timeout)
             if stale is not None:
                 self._counts["stale_served"] += 1
+                metrics.record_fail_safe_served(self._metrics_prefix)
                 return stale
         return entry
 
@@ -572,6 +576,7 @@ class CacheService:
             # This process's factory for the key is already running in the background (past a soft
             # timeout): serve the stale value rather than start a second one.
             self._counts["fail_safe_served"] += 1
+            metrics.record_fail_safe_served(self._metrics_prefix)
             return stale.value
         if not self._use_lock:
             return await self._compute(plan, stale, None)
@@ -596,6 +601,7 @@ class CacheService:
                     if stale is not None and wait < self._lock_wait:
                         self._counts["factory_soft_timeouts"] += 1
                         self._counts["fail_safe_served"] += 1
+                        metrics.record_fail_safe_served(self._metrics_prefix)
                         return stale.value
                     self._counts["lock_wait_timeouts"] += 1
                     logger.warning(
@@ -662,6 +668,7 @@ class CacheService:
                     # the hard timeout, and stores its result when it is done.
                     self._counts["factory_soft_timeouts"] += 1
                     self._counts["fail_safe_served"] += 1
+                    metrics.record_fail_safe_served(self._metrics_prefix)
                     left = None if hard is None else max(0.0, hard - (loop.time() - started))
                     self._finish_later(plan, task, left, lock)
                     handed_over = True
@@ -692,6 +699,7 @@ class CacheService:
         process nor another calls the failing factory again before it is over)."""
         opts = plan.options
         self._counts["fail_safe_served"] += 1
+        metrics.record_fail_safe_served(self._metrics_prefix)
         logger.warning(
             "rediscache: the factory of %r %s; serving the stale value for %s",
             plan.key.full_key,
@@ -793,6 +801,7 @@ class CacheService:
 
     async def _call_factory(self, factory: Callable[[], Any]) -> Any:
         self._counts["factory_calls"] += 1
+        metrics.record_factory_call(self._metrics_prefix)
         result = factory()
         if inspect.isawaitable(result):
             result = await result

@@ -29,6 +29,11 @@ class Accounting:
     def __init__(self) -> None:
         self._pending: dict[int, Pending] = {}
         self._flushing: dict[int, Pending] = {}
+        # Hits and misses handed to flushes so far: with what is pending, this process's totals.
+        self._taken_hits = 0
+        self._taken_misses = 0
+        # Hits served elsewhere (a hybrid's L1), in the shared counters but not this cache's reads.
+        self._elsewhere = 0
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -61,6 +66,15 @@ class Accounting:
             pending = self._pending[shard] = Pending()
         pending.misses += count
 
+    def hit_elsewhere(self, shard: int) -> None:
+        """Count a hit served from outside Redis (an L1 copy) in the shard's shared hits only: no
+        entry's hit count, and not in :meth:`totals`."""
+        pending = self._pending.get(shard)
+        if pending is None:
+            pending = self._pending[shard] = Pending()
+        pending.hits += 1
+        self._elsewhere += 1
+
     def _in_flight(self, shard: int, full_key: bytes, version: int) -> int:
         flushing = self._flushing.get(shard)
         if flushing is None:
@@ -72,7 +86,18 @@ class Accounting:
         """What to flush now; counted as in flight (still part of what reads return) until :meth:`done`."""
         taken, self._pending = self._pending, {}
         self._flushing = taken
+        for pending in taken.values():
+            self._taken_hits += pending.hits
+            self._taken_misses += pending.misses
         return taken
+
+    def totals(self) -> dict[str, int]:
+        """This process's hits and misses since it started, flushed or not (for metrics)."""
+        pending = list(self._pending.values())
+        return {
+            "hits": self._taken_hits + sum(p.hits for p in pending) - self._elsewhere,
+            "misses": self._taken_misses + sum(p.misses for p in pending),
+        }
 
     def done(self) -> None:
         """The flush of what :meth:`take` returned ended (written or dropped)."""

@@ -16,7 +16,10 @@ from pathlib import Path
 
 __all__ = ["SCRIPT_NAMES", "Script", "lua_dir", "script"]
 
-SCRIPT_NAMES = ("set", "set_many", "delete", "invalidate", "cleanup", "stats", "flush", "unlock")
+SCRIPT_NAMES = (
+    "set", "set_many", "delete", "invalidate", "cleanup", "stats", "flush", "unlock",
+    "repair", "recount",  # fsck --repair (rediscache/redis/introspect.py)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
