@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from support.ports import free_port, port_range
+from .ports import free_port, port_range
 
 _LISTEN_ATTEMPTS = 5
 

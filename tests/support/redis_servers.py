@@ -45,7 +45,7 @@ import redis.asyncio.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from support.ports import LOCALHOST, PortRangeError, free_port, free_ports, is_free, port_range
+from .ports import LOCALHOST, PortRangeError, free_port, free_ports, is_free, port_range
 
 CLUSTER_SLOTS = 16384
 CLUSTER_MASTERS = 3
