@@ -23,14 +23,14 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 from rediscache._glob import compile_glob, literal_prefix
 from rediscache._models import CacheKey
 
-__all__ = ["EntryStore", "EvictionPolicy", "Slot", "require_policy"]
+__all__ = ["EntryStore", "EvictionPolicy", "Slot", "count_due", "require_policy"]
 
 EvictionPolicy = Literal["lru", "lfu"]
 V = TypeVar("V")
@@ -40,6 +40,23 @@ _POLICIES: tuple[str, ...] = ("lru", "lfu")
 _Index = dict[str, set[str]]
 # Stale heap items are compacted away once they are the majority and at least this many.
 _MIN_STALE_TO_COMPACT = 1024
+
+
+def count_due(heap: list[tuple[datetime, int, Slot[V]]], now: datetime, counts: Callable[[Slot[V]], bool]) -> int:
+    """How many items of a ``(when, seq, slot)`` heap are due before ``now`` and ``counts`` accepts;
+    O(due items): the due items form a subtree at the heap's root, and only that is walked."""
+    size = len(heap)
+    count = 0
+    stack = [0] if heap else []
+    while stack:
+        i = stack.pop()
+        when, _, slot = heap[i]
+        if not when < now:
+            continue
+        if counts(slot):
+            count += 1
+        stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
+    return count
 
 
 def require_policy(policy: object) -> EvictionPolicy:
@@ -277,23 +294,8 @@ class EntryStore(Generic[V]):
 
     def count_expired(self, now: datetime) -> int:
         """Stored entries whose expiry has passed; O(expired items), changes nothing."""
-        # The heap's expired items form a subtree at its root: walk only that.
-        heap = self._expiry_heap
         slots = self._slots
-        size = len(heap)
-        count = 0
-        stack = [0] if heap else []
-        while stack:
-            i = stack.pop()
-            expires_at, _, slot = heap[i]
-            if not expires_at < now:
-                continue
-            if slots.get(slot.full_key) is slot:
-                count += 1
-            for child in (2 * i + 1, 2 * i + 2):
-                if child < size:
-                    stack.append(child)
-        return count
+        return count_due(self._expiry_heap, now, lambda slot: slots.get(slot.full_key) is slot)
 
     def oldest_live(self, now: datetime) -> Slot[V] | None:
         """The first-written slot that has not expired (expired slots not yet dropped are skipped)."""

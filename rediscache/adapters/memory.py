@@ -28,7 +28,7 @@ from uuid import UUID
 
 from rediscache._models import CacheEntry, CacheKey, CacheStats, utc_now, validate_ttl
 from rediscache._port import CacheAdapter
-from rediscache._store import EntryStore, EvictionPolicy, Slot, require_policy
+from rediscache._store import EntryStore, EvictionPolicy, Slot, count_due, require_policy
 from rediscache.serialization import MsgpackCodec
 
 __all__ = ["EvictionPolicy", "MemoryCacheAdapter"]
@@ -464,18 +464,7 @@ class MemoryCacheAdapter(CacheAdapter):
         store = self._store
         while kept and (store.slot(kept[0][2].full_key) is not kept[0][2] or kept[0][2].expired(now)):
             heapq.heappop(kept)  # removed, replaced or past its window: never counted again
-        size = len(kept)
-        count = 0
-        stack = [0] if kept else []
-        while stack:
-            i = stack.pop()
-            expires_at, _, slot = kept[i]
-            if not expires_at < now:
-                continue
-            if store.slot(slot.full_key) is slot and not slot.expired(now):
-                count += 1
-            stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < size)
-        return count
+        return count_due(kept, now, lambda slot: store.slot(slot.full_key) is slot and not slot.expired(now))
 
     def get_eviction_policy(self) -> EvictionPolicy:
         """The current eviction policy, ``"lru"`` or ``"lfu"``."""
