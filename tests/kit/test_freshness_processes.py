@@ -102,11 +102,13 @@ async def test_eager_refresh_of_a_hot_key_runs_once_across_processes_and_delays_
     assert int(await redis_client.get(f"{key_prefix}:factory-calls")) == 1
     elapsed = [e for output in outputs for e in output["elapsed"]]
     assert len(elapsed) == PROCESSES * calls
-    print(f"slowest of {len(elapsed)} calls: {max(elapsed) * 1000:.1f} ms")
-    # No caller waits for the refresh: every call returned before the (1 s) factory finished. The
-    # issue's figure is every call under 50 ms: 16-32 ms alone after the first-use fix, but 114-160 ms
-    # in other runs (a burst of 50 calls whose entry is past the threshold is answered ~40 ms later
-    # than a plain burst, not yet explained), so it is not asserted; see the closing note of issue 11.
+    pauses = [p for output in outputs for p in output["gc_pauses"]]
+    longest_pause = max(pauses, default=0.0)
+    print(
+        f"slowest of {len(elapsed)} calls: {max(elapsed) * 1000:.1f} ms; longest GC pause {longest_pause * 1000:.1f} ms"
+    )
+    # No caller waits for the refresh: every call is answered in under 50 ms (the factory takes 1 s).
+    assert max(elapsed) < 0.05
     finished = float(await redis_client.get(f"{key_prefix}:factory-finished"))
     assert max(r for output in outputs for r in output["returned"]) < finished
     assert all(value == "original" for output in outputs for value in output["values"])
