@@ -11,7 +11,7 @@ from support.redis_servers import RedisServer
 
 from rediscache import CacheKey, RedisCacheAdapter
 
-from .conftest import RunCli, run_cli
+from .conftest import RunCli, invoke_cli, run_cli
 
 
 async def _seed(adapter: RedisCacheAdapter) -> None:
@@ -207,19 +207,20 @@ async def test_doctor_on_a_healthy_server_exits_0(
     ],
 )
 async def test_usage_errors_exit_2(args: tuple[str, ...], redis_server: RedisServer, key_prefix: str) -> None:
-    result = await run_cli(*args, "--url", redis_server.url, "--prefix", key_prefix)
+    result = await invoke_cli(*args, "--url", redis_server.url, "--prefix", key_prefix)
 
     assert result.code == 2, result
 
 
 async def test_a_prefix_with_braces_is_a_usage_error(redis_server: RedisServer) -> None:
-    result = await run_cli("stats", "--url", redis_server.url, "--prefix", "a{b}")
+    result = await invoke_cli("stats", "--url", redis_server.url, "--prefix", "a{b}")
 
     assert result.code == 2
     assert "key_prefix" in result.err
 
 
 async def test_an_unreachable_server_exits_1_with_the_reason() -> None:
+    # As a subprocess: the exit status an operator's script sees, from the interpreter itself.
     result = await run_cli("stats", "--url", "redis://127.0.0.1:1/0")
 
     assert result.code == 1
