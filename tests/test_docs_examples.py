@@ -12,9 +12,8 @@ to the test servers'. It makes a fresh key prefix with
 A block that cannot run here (it needs a Sentinel, TLS certificates, Kubernetes) is preceded by an
 HTML comment ``<!-- not run: <why> -->``; the test checks that each such block says why.
 
-Older pages (docs/kit.md, docs/hybrid.md) still spell the URL out as ``redis://localhost:6379/0`` and
-the prefix as ``key_prefix="myapp"``; the test substitutes those too (the fail-open example's
-``redis://127.0.0.1:1/0`` is left alone: nothing listens there).
+The only other URL a block may name is the fail-open example's ``redis://127.0.0.1:1/0``, where
+nothing listens.
 """
 
 from __future__ import annotations
@@ -36,13 +35,10 @@ NOT_RUN_DIRS = [DOCS_DIR / "spec"]  # a copy of the port spec: its blocks illust
 DOC_URL = "redis://localhost:6379/0"
 DOC_URL_FROM_ENV = f'os.environ.get("REDIS_URL", "{DOC_URL}")'
 DOC_CLUSTER_URL_FROM_ENV = 'os.environ.get("REDIS_CLUSTER_URL", "redis://localhost:7000/0")'
-LEGACY_PREFIX = 'key_prefix="myapp"'
 FRESH_PREFIX = re.compile(r'PREFIX = f"myapp-\{uuid4\(\)\.hex\[:8\]\}"')
 DEAD_URL = "redis://127.0.0.1:1/0"  # the fail-open example's server that is down on purpose
 BLOCK = re.compile(r"```python\n(?P<code>.*?)```(?:\s*```text\n(?P<output>.*?)```)?", re.DOTALL)
 NOT_RUN = re.compile(r"<!-- not run: (?P<why>[^>]*?) -->\s*$")
-# Pages written before examples read REDIS_URL; they keep the literal URL until they are reworked.
-LEGACY_PAGES = {"kit.md", "hybrid.md"}
 
 
 @dataclass
@@ -90,11 +86,7 @@ WORKERS = 2  # interpreters running examples side by side (each runs its share o
 
 def prepared(example: Example, prefix: str) -> str:
     code = FRESH_PREFIX.sub(f'PREFIX = "{prefix}"', example.code)
-    code = code.replace(LEGACY_PREFIX, f'key_prefix="{prefix}"')
-    code = code.replace(DOC_URL_FROM_ENV, "os.environ['REDIS_URL']").replace(f'"{DOC_URL}"', "os.environ['REDIS_URL']")
-    if "os.environ" in code and "import os" not in code:
-        code = "import os\n" + code
-    return code
+    return code.replace(DOC_URL_FROM_ENV, "os.environ['REDIS_URL']")
 
 
 async def run_all(programs: list[str], env: dict[str, str]) -> list[dict[str, Any]]:
@@ -127,8 +119,6 @@ def test_the_docs_have_runnable_examples_with_their_output() -> None:
 
 def test_new_examples_read_redis_url_and_make_a_fresh_prefix() -> None:
     for example in runnable():
-        if Path(example.doc).name in LEGACY_PAGES:
-            continue
         where = f"{example.doc}, the block at line {example.line}"
         code = example.code.replace(DOC_URL_FROM_ENV, "").replace(DOC_CLUSTER_URL_FROM_ENV, "")
         # Any other URL would send the examples to a server the test does not own.

@@ -3,7 +3,8 @@
 Set per service (``CacheService(default_options=...)``) and per call (``get_or_set(..., options=...)``,
 ``@cached(..., options=...)``); a call's options override the service's field by field: only the
 fields a call sets explicitly replace the service's (``EntryOptions(fail_safe=True)`` leaves the
-service's ``factory_soft_timeout`` in force). ``docs/kit.md`` has a page per behaviour.
+service's ``factory_soft_timeout`` in force). ``docs/kit/`` has a page per behaviour
+(``docs/kit/entry-options.md`` lists them).
 """
 
 from __future__ import annotations

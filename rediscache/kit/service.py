@@ -513,7 +513,7 @@ class CacheService:
 
         ``options`` (over the service's ``default_options``) add fail-safe, factory timeouts, eager
         refresh, jitter, a cache timeout and ``cache_none``: see :class:`EntryOptions` and
-        ``docs/kit.md``. ``ttl``, when given, wins over ``options.ttl``.
+        ``docs/kit/entry-options.md``. ``ttl``, when given, wins over ``options.ttl``.
 
         If the backend cannot be read, the factory runs and its result is returned without trying to
         store it (the store would most likely fail too), unless ``fail_open=False``.
