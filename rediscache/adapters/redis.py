@@ -77,10 +77,11 @@ _ALL_SCRIPTS = (_SET, _SET_MANY, _DELETE, _INVALIDATE, _CLEANUP, _STATS, _FLUSH,
 #: Every command the adapter sends or its scripts run: what a Redis ACL user needs, with the key
 #: pattern ``~<prefix>*`` and the channel pattern ``&<prefix>*`` (``CONFIG GET`` and ``INFO`` are
 #: optional: without them the eviction-policy check is skipped, ``wait_for_replicas="auto"`` sees no
-#: replica on a single server, and classic pub/sub is used; ``CLUSTER SLOTS`` is needed on a cluster).
+#: replica on a single server, and classic pub/sub is used; ``CLUSTER SLOTS`` is needed on a cluster,
+#: ``CLUSTER NODES`` is optional there: without it, replicas that have not reported an offset are not waited for).
 ACL_COMMANDS = (
     "evalsha", "script|load", "mget", "zscan", "set", "subscribe", "ssubscribe", "ping", "wait",  # client
-    "cluster|slots", "info",
+    "cluster|slots", "cluster|nodes", "info",
     "del", "exists", "get", "getrange", "hdel", "hget", "hincrby", "hmget", "hset", "setrange", "time",  # scripts
     "touch", "zadd", "zcard", "zcount", "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrem",
     "publish", "spublish",

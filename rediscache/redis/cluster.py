@@ -37,6 +37,24 @@ Address = tuple[str, int]
 # A refresh asked for within this long of the last one joins it instead (a failover makes every
 # call in flight ask for one).
 _REFRESH_SPACING = 0.1
+# How often "auto" replication re-reads the map (and with it each master's replicas) unprompted.
+_REPLICAS_RECHECK = 30.0
+
+
+def replicas_by_master(described: Any) -> dict[bytes, int]:
+    """Replicas per master id in a ``CLUSTER NODES`` answer, counting every replica not flagged
+    ``fail``: one that lags, is cut off, or has not yet reported an offset could still be promoted,
+    so an invalidation must wait for it. (``CLUSTER SLOTS`` leaves such replicas out.)"""
+    text = described if isinstance(described, bytes) else str(described).encode()
+    counts: dict[bytes, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        flags = fields[2].split(b",")
+        if (b"slave" in flags or b"replica" in flags) and b"fail" not in flags and fields[3] != b"-":
+            counts[fields[3]] = counts.get(fields[3], 0) + 1
+    return counts
 
 
 def _connection_settings(connection_class: type[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +172,10 @@ class ClusterTransport(Transport):
     async def node_for(self, slot: int) -> Node:
         node = self._slots[slot]
         if node is not None:
+            if self._wait_for is None and time.monotonic() - self._refreshed_at > _REPLICAS_RECHECK:
+                # "auto" waits for the replicas the map names: re-read it now and then, so that a
+                # replica removed for good stops being waited for (one added is learned sooner: Durable).
+                self._refresh_soon()
             return node
         await self._refresh()
         node = self._slots[slot]
@@ -211,11 +233,11 @@ class ClusterTransport(Transport):
             try:
                 for next_answer in asyncio.as_completed(asked):
                     try:
-                        node, reply = await next_answer
+                        node, reply, replicas_of = await next_answer
                     except Exception as exc:
                         errors.append(f"{type(exc).__name__}: {exc}")
                         continue
-                    if self._apply(node, reply):
+                    if self._apply(node, reply, replicas_of):
                         self._refreshed_at = time.monotonic()
                         self._ready = True
                         return
@@ -226,13 +248,18 @@ class ClusterTransport(Transport):
                 await asyncio.gather(*asked, return_exceptions=True)
             raise CacheConnectionError(f"no node of {self.server} gave a slot map: {'; '.join(errors) or 'no node'}")
 
-    async def _slot_map(self, node: Node) -> tuple[Node, Any]:
+    async def _slot_map(self, node: Node) -> tuple[Node, Any, dict[bytes, int] | None]:
         try:
-            return node, await self._call_on(node, (b"CLUSTER", b"SLOTS"))
+            reply = await self._call_on(node, (b"CLUSTER", b"SLOTS"))
         except Exception as exc:
             raise CacheConnectionError(f"{node.name}: {type(exc).__name__}: {exc}") from exc
+        try:
+            described = await self._call_on(node, (b"CLUSTER", b"NODES"))
+        except Exception:  # a user without +cluster|nodes: the replicas CLUSTER SLOTS lists
+            return node, reply, None
+        return node, reply, replicas_by_master(described)
 
-    def _apply(self, answered: Node, reply: list[Any]) -> bool:
+    def _apply(self, answered: Node, reply: list[Any], replicas_of: dict[bytes, int] | None = None) -> bool:
         slots: list[Node | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         primaries: dict[str, Node] = {}
         answered_host = answered.name.rpartition(":")[0]
@@ -240,7 +267,11 @@ class ClusterTransport(Transport):
             start, end, primary, *replicas = entry
             host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
             node = self._node(self._remapped((host or answered_host, int(primary[1]))))
-            node.replicas = len(replicas)
+            node_id = primary[2] if len(primary) > 2 else None
+            if replicas_of is not None and isinstance(node_id, bytes):
+                node.replicas = replicas_of.get(node_id, 0)
+            else:
+                node.replicas = len(replicas)
             primaries[node.name] = node
             for slot in range(int(start), int(end) + 1):
                 slots[slot] = node

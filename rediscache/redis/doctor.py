@@ -77,6 +77,7 @@ def acl_probes(layout: Layout, commands: tuple[str, ...]) -> list[tuple[str, tup
         "ping": (b"ping",),
         "wait": (b"wait", b"0", b"0"),
         "cluster|slots": (b"cluster", b"slots"),
+        "cluster|nodes": (b"cluster", b"nodes"),
         "info": (b"info",),
         "del": (b"del", entry),
         "exists": (b"exists", key),
@@ -105,7 +106,7 @@ def acl_probes(layout: Layout, commands: tuple[str, ...]) -> list[tuple[str, tup
 
 
 # Commands the cache can do without (ACL_COMMANDS in rediscache/adapters/redis.py explains).
-_OPTIONAL = {"info", "cluster|slots", "ssubscribe", "spublish", "wait"}
+_OPTIONAL = {"info", "cluster|slots", "cluster|nodes", "ssubscribe", "spublish", "wait"}
 
 
 async def diagnose(

@@ -13,7 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from rediscache.redis.errors import map_exceptions
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.pool import BorrowedPool, OwnPool
-from rediscache.redis.transport import Node, Transport, redact, subscriber_client
+from rediscache.redis.transport import Node, Transport, redact, replicas_in, subscriber_client
 
 __all__ = ["StandaloneTransport"]
 
@@ -88,10 +88,9 @@ class StandaloneTransport(Transport):
         with map_exceptions("count replicas", self.server):
             self._replicas_checked = time.monotonic()
             info = await self._call_on(self._node, (b"INFO", b"replication"))
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        for line in text.splitlines():
-            if line.startswith("connected_slaves:"):
-                self._node.replicas = int(line.split(":", 1)[1])
+        count = replicas_in(info)
+        if count is not None:
+            self._node.replicas = count
         return self._node.replicas
 
     async def subscriber(self, node: Node | None = None) -> Redis:

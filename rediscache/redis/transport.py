@@ -125,9 +125,19 @@ class Node:
         self._waiting = 0  # exchanges of this node sent and not yet answered
         self._corked: list[tuple[Any, bytes]] = []
 
-    async def exchange(self, commands: Sequence[Command], budget: Budget, *, retrying: bool = False) -> list[Any]:
+    async def exchange(
+        self,
+        commands: Sequence[Command],
+        budget: Budget,
+        *,
+        retrying: bool = False,
+        then: Callable[[list[Any]], Sequence[Command]] | None = None,
+    ) -> list[Any]:
         """Send ``commands`` in one write and read their answers; an error answer is returned as
         the exception, not raised. Raises :class:`AttemptError`.
+
+        ``then(answers)``, when given, names commands to send next on the same connection (a
+        ``WAIT`` must follow its write there); their answers are appended.
 
         The first attempt's connect is not charged to the budget (a slow handshake says nothing of
         the command); a retry's is, and must fit what is left of it, so a frozen server costs a
@@ -159,6 +169,14 @@ class Node:
                     answers.append(await conn.read_response())
                 except rex.ResponseError as error:
                     answers.append(error)
+            more = then(answers) if then is not None else ()
+            if more:
+                await conn.send_packed_command(conn.pack_commands(more))
+                for _ in more:
+                    try:
+                        answers.append(await conn.read_response())
+                    except rex.ResponseError as error:
+                        answers.append(error)
         except asyncio.CancelledError:
             self._watchdog.stop(task)
             await self.pool.discard(conn)  # it may hold an unread answer
@@ -195,6 +213,74 @@ class Node:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+_INFO_REPLICATION: Command = (b"INFO", b"replication")
+
+
+def replicas_in(info: Any) -> int | None:
+    """``connected_slaves`` of an ``INFO replication`` answer; ``None`` for an error answer (a user
+    without ``+info``) or an answer without the field."""
+    if isinstance(info, Exception):
+        return None
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("connected_slaves:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
+class Durable:
+    """The replication tail of one durable exchange (an invalidation) on one node.
+
+    With a fixed count, ``WAIT count``. With ``"auto"``: ``WAIT 1`` when the node is known to have
+    replicas, and in every case an ``INFO replication`` in the same write, so that the node's replica
+    count is re-learned from each invalidation's own answer. A replica that attached after the count
+    was read (a new cluster whose replicas had not yet reported an offset, a replica added or
+    re-attached after a failover) is then waited for from this very invalidation on: when the answer
+    shows one, a ``WAIT 1`` follows on the same connection (one round trip more, on that change only).
+    The count is only raised here; a replica removed for good stops being waited for when the count
+    is re-read (the cluster's map, the single server's periodic ``INFO``), and until then each
+    invalidation's short ``WAIT`` is reported, as it should be.
+    """
+
+    __slots__ = ("_auto", "_followed", "_node", "_wait_ms", "waiting")
+
+    def __init__(self, node: Node, wanted: int | None, wait_ms: int) -> None:
+        self._node = node
+        self._auto = wanted is None
+        self._wait_ms = wait_ms
+        self.waiting = (1 if node.replicas else 0) if wanted is None else wanted
+        self._followed = False
+
+    def tail(self) -> list[Command]:
+        """What follows the exchange's own commands in its write."""
+        tail: list[Command] = [(b"WAIT", self.waiting, self._wait_ms)] if self.waiting else []
+        if self._auto:
+            tail.append(_INFO_REPLICATION)
+        return tail
+
+    def then(self, answers: list[Any]) -> Sequence[Command]:
+        """``Node.exchange``'s follow-up: the replica count learned, and a ``WAIT`` if one is now due."""
+        if not self._auto:
+            return ()
+        count = replicas_in(answers[-1])
+        if count is None or count <= self._node.replicas:
+            # Only ever raised here: a replica that is cut off still counts (it could be promoted
+            # without this invalidation); the map, or the server's periodic recheck, lowers it.
+            return ()
+        self._node.replicas = count
+        if self.waiting == 0:
+            self.waiting, self._followed = 1, True
+            return [(b"WAIT", 1, self._wait_ms)]
+        return ()
+
+    def shortfall(self, answers: list[Any]) -> str | None:
+        """How the replicas fell short (``"0 of 1 replica(s)"``), or ``None`` when they did not."""
+        if not self.waiting:
+            return None
+        acked = answers[-1] if self._followed or not self._auto else answers[-2]
+        return f"{_acked(acked)} of {self.waiting} replica(s)" if _short(acked, self.waiting) else None
 
 
 def _short(acked: Any, wanted: int) -> bool:
@@ -331,11 +417,6 @@ class Transport(ABC):
 
     # -- how --------------------------------------------------------------------------------------------
 
-    def _wait_count(self, node: Node) -> int:
-        if self._wait_for is None:
-            return 1 if node.replicas else 0
-        return self._wait_for
-
     async def _call(
         self, slot: int, command: Command, again: Again, scripts: tuple[Script, ...], durable: bool, sent: bool = False
     ) -> Any:
@@ -351,11 +432,13 @@ class Transport(ABC):
             wire: list[Command] = [current]
             if asking is not None:
                 wire.insert(0, (b"ASKING",))
-            waiting = self._wait_count(node) if durable else 0
-            if waiting:
-                wire.append((b"WAIT", waiting, self._wait_ms))
+            tail = Durable(node, self._wait_for, self._wait_ms) if durable else None
+            if tail is not None:
+                wire.extend(tail.tail())
             try:
-                answers = await node.exchange(wire, budget, retrying=failures > 0)
+                answers = await node.exchange(
+                    wire, budget, retrying=failures > 0, then=tail.then if tail is not None else None
+                )
             except AttemptError as failure:
                 self.node_failed(node, failure)
                 if failure.sent:
@@ -375,11 +458,10 @@ class Transport(ABC):
             if kind is None:
                 if isinstance(answer, Exception):
                     raise OnNode(node.name, answer, earlier)
-                if waiting and _short(answers[-1], waiting):
+                short = tail.shortfall(answers) if tail is not None else None
+                if short is not None:
                     raise CacheReplicationError(
-                        f"{node.name}: {_acked(answers[-1])} of {waiting} replica(s) acknowledged within "
-                        f"{self._wait_ms} ms",
-                        result=answer,
+                        f"{node.name}: {short} acknowledged within {self._wait_ms} ms", result=answer
                     )
                 return answer
             hops += 1
@@ -435,20 +517,21 @@ class Transport(ABC):
         async def one_node(node: Node, indexes: list[int]) -> None:
             budget = Budget(self.options.operation_timeout)
             wire = [items[i][1] for i in indexes]
-            waiting = self._wait_count(node) if durable else 0
-            if waiting:
-                wire.append((b"WAIT", waiting, self._wait_ms))
+            tail = Durable(node, self._wait_for, self._wait_ms) if durable else None
+            if tail is not None:
+                wire.extend(tail.tail())
             redo: list[tuple[int, bool]] = []
             try:
-                answers = await node.exchange(wire, budget)
+                answers = await node.exchange(wire, budget, then=tail.then if tail is not None else None)
             except AttemptError as failure:
                 self.node_failed(node, failure)
                 if failure.sent and any(agains[i] is None for i in indexes):
                     raise failure.cause from None
                 redo = [(i, failure.sent) for i in indexes]
             else:
-                if waiting and _short(answers[-1], waiting):
-                    unreplicated.append(f"{node.name}: {_acked(answers[-1])} of {waiting} replica(s)")
+                short = tail.shortfall(answers) if tail is not None else None
+                if short is not None:
+                    unreplicated.append(f"{node.name}: {short}")
                 for i, answer in zip(indexes, answers, strict=False):
                     if classify(answer) is None:
                         results[i] = answer

@@ -3,6 +3,7 @@ caller is told when none acknowledged in time."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,13 @@ def _replication(server: RedisServer) -> dict[str, str]:
 @pytest.fixture
 def replica(private_server: RedisServer) -> Iterator[RedisServer]:
     """A second private server replicating ``private_server``, in sync before the test starts."""
+    with replica_of(private_server) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def replica_of(private_server: RedisServer) -> Iterator[RedisServer]:
+    """A new server replicating ``private_server``, in sync on entry, stopped on exit."""
     master = redis.Redis(host=private_server.host, port=private_server.port)
     try:
         # A full sync starts at once: by default the master waits 5 s for more replicas to share a
@@ -90,9 +98,34 @@ async def test_auto_waits_for_the_replica_in_the_same_round_trip(
         with caplog.at_level(logging.WARNING, logger="rediscache"):
             assert await cache.delete(CacheKey(key="k0", tags=["t"])) is True
 
-        assert proxy.commands == ["EVALSHA", "WAIT"]
+        # INFO replication re-learns the replica count from the invalidation's own answer.
+        assert proxy.commands == ["EVALSHA", "WAIT", "INFO"]
         assert proxy.round_trips == 1
         assert cache.unreplicated_invalidations == 0 and not caplog.records
+    finally:
+        await cache.close()
+
+
+async def test_a_replica_attached_after_first_use_is_waited_for_from_the_next_invalidation(
+    proxy: CountingProxy, private_server: RedisServer, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = RedisCacheAdapter(proxy.url, key_prefix=key_prefix)
+    try:
+        await _seed(cache, 3)  # first use: no replica yet, so "auto" knows of none
+        with replica_of(private_server):
+            await proxy.settle()
+            proxy.reset()
+
+            with caplog.at_level(logging.WARNING, logger="rediscache"):
+                assert await cache.delete(CacheKey(key="k0", tags=["t"])) is True
+
+            # The invalidation's own INFO shows the replica: a WAIT follows on the same connection.
+            assert proxy.commands == ["EVALSHA", "INFO", "WAIT"]
+            assert proxy.round_trips == 2
+            assert cache.unreplicated_invalidations == 0 and not caplog.records
+            proxy.reset()
+            assert await cache.delete_by_tags(["t"]) == 2
+            assert proxy.commands == ["EVALSHA", "WAIT", "INFO"] and proxy.round_trips == 1
     finally:
         await cache.close()
 
