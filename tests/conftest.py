@@ -16,6 +16,7 @@ go through ``key_cleaner``: one client per server for the whole session.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import uuid4
@@ -53,8 +54,22 @@ _STARTED: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for line in _STARTED:
+    for line in dict.fromkeys(_STARTED):
         terminalreporter.write_line(line)
+
+
+# Under pytest-xdist (make test runs the suite in parallel workers) each worker starts its own
+# servers: it hands its lines to the controller, which prints them in its summary.
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "?")
+        output["rediscache_servers"] = [f"{line} (worker {worker})" for line in _STARTED]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    _STARTED.extend(getattr(node, "workeroutput", {}).get("rediscache_servers", []))
 
 
 def _server(kind: ServerKind) -> Iterator[RedisServer]:

@@ -234,35 +234,32 @@ class Durable:
     """The replication tail of one durable exchange (an invalidation) on one node.
 
     With a fixed count, ``WAIT count``. With ``"auto"``: ``WAIT 1`` when the node is known to have
-    replicas, and in every case an ``INFO replication`` in the same write, so that the node's replica
-    count is re-learned from each invalidation's own answer. A replica that attached after the count
-    was read (a new cluster whose replicas had not yet reported an offset, a replica added or
-    re-attached after a failover) is then waited for from this very invalidation on: when the answer
-    shows one, a ``WAIT 1`` follows on the same connection (one round trip more, on that change only).
+    replicas; otherwise an ``INFO replication`` in the same write (1.4 µs of server time), so that a
+    replica that attached after the count was read (added, or an old master back as a replica after a
+    failover) is waited for from the first invalidation that sees it: when the answer shows one, a
+    ``WAIT 1`` follows on the same connection (one round trip more, on that change only).
     The count is only raised here; a replica removed for good stops being waited for when the count
     is re-read (the cluster's map, the single server's periodic ``INFO``), and until then each
     invalidation's short ``WAIT`` is reported, as it should be.
     """
 
-    __slots__ = ("_auto", "_followed", "_node", "_wait_ms", "waiting")
+    __slots__ = ("_auto", "_node", "_wait_ms", "waiting")
 
     def __init__(self, node: Node, wanted: int | None, wait_ms: int) -> None:
         self._node = node
         self._auto = wanted is None
         self._wait_ms = wait_ms
         self.waiting = (1 if node.replicas else 0) if wanted is None else wanted
-        self._followed = False
 
     def tail(self) -> list[Command]:
         """What follows the exchange's own commands in its write."""
-        tail: list[Command] = [(b"WAIT", self.waiting, self._wait_ms)] if self.waiting else []
-        if self._auto:
-            tail.append(_INFO_REPLICATION)
-        return tail
+        if self.waiting:
+            return [(b"WAIT", self.waiting, self._wait_ms)]
+        return [_INFO_REPLICATION] if self._auto else []
 
     def then(self, answers: list[Any]) -> Sequence[Command]:
         """``Node.exchange``'s follow-up: the replica count learned, and a ``WAIT`` if one is now due."""
-        if not self._auto:
+        if not self._auto or self.waiting:
             return ()
         count = replicas_in(answers[-1])
         if count is None or count <= self._node.replicas:
@@ -270,16 +267,14 @@ class Durable:
             # without this invalidation); the map, or the server's periodic recheck, lowers it.
             return ()
         self._node.replicas = count
-        if self.waiting == 0:
-            self.waiting, self._followed = 1, True
-            return [(b"WAIT", 1, self._wait_ms)]
-        return ()
+        self.waiting = 1
+        return [(b"WAIT", 1, self._wait_ms)]
 
     def shortfall(self, answers: list[Any]) -> str | None:
         """How the replicas fell short (``"0 of 1 replica(s)"``), or ``None`` when they did not."""
         if not self.waiting:
             return None
-        acked = answers[-1] if self._followed or not self._auto else answers[-2]
+        acked = answers[-1]  # the WAIT's answer: last, whether sent with the commands or after them
         return f"{_acked(acked)} of {self.waiting} replica(s)" if _short(acked, self.waiting) else None
 
 
