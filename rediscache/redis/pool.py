@@ -160,24 +160,25 @@ class SentinelMasterPool(BorrowedPool):
     talking to the server it reached. After a failover that leaves the old master running
     (``SENTINEL FAILOVER``, or a partition that cut it off from the Sentinels only), that server goes
     on accepting writes until Sentinel demotes it, some ten seconds later, and what was written there
-    meanwhile is lost when it resyncs from the new master: invalidations too. So Sentinel is asked
-    again every ``check_interval`` seconds, in the background (no call waits for it), and a
-    connection to a server other than the master it last named is reconnected, through Sentinel,
-    before it is used. A check no Sentinel answers changes nothing; the next one tries again.
+    meanwhile is lost when it resyncs from the new master: invalidations too. So, from the first
+    checkout until :meth:`close`, Sentinel is asked where the master is every ``check_interval``
+    seconds, in the background (no call waits for it, and an idle adapter's first call after a
+    failover is covered too), and a connection to a server other than the master it last named is
+    reconnected, through Sentinel, before it is used. A check no Sentinel answers changes nothing.
     """
 
     def __init__(self, pool: SentinelConnectionPool, check_interval: float = SENTINEL_CHECK_INTERVAL) -> None:
         super().__init__(pool)
         self._sentinel_pool = pool
         self._interval = check_interval
-        self._checked = float("-inf")
         self._checking: asyncio.Task[None] | None = None
 
     async def acquire(self, wait: float, connect_timeout: float | None = None) -> tuple[Any, float]:
-        self._check_soon()
+        if self._checking is None:
+            self._checking = asyncio.get_running_loop().create_task(self._check_forever())
         async with deadline(wait):
             conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            if self._on_master(conn):
+            if self.on_master(conn):
                 return conn, 0.0
             started = time.monotonic()
             try:
@@ -191,26 +192,20 @@ class SentinelMasterPool(BorrowedPool):
 
     def on_master(self, conn: Any) -> bool:
         """Whether ``conn`` (one of this pool's, or a subscriber's made with its settings) is
-        connected to the master Sentinel named last; Sentinel is asked again soon if it is time."""
-        self._check_soon()
-        return self._on_master(conn)
-
-    def _on_master(self, conn: Any) -> bool:
+        connected to the master Sentinel named last."""
         master = self._sentinel_pool.master_address
         return master is None or (conn.host, conn.port) == (master[0], master[1])
 
-    def _check_soon(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < self._interval or (self._checking is not None and not self._checking.done()):
-            return
-        self._checked = now
-        self._checking = asyncio.get_running_loop().create_task(self._check())
-
-    async def _check(self) -> None:
-        # When the address changed, get_master_address() also disconnects the idle connections;
-        # the ones in use are reconnected when they are next acquired.
-        with contextlib.suppress(Exception):
-            await self._sentinel_pool.get_master_address()  # type: ignore[no-untyped-call]
+    async def _check_forever(self) -> None:
+        while True:
+            # When the address changed, get_master_address() also disconnects the idle connections;
+            # the ones in use are reconnected when they are next acquired. Bounded: a Sentinel that
+            # accepts connections and never answers (and a client without socket_timeout) must not
+            # stop the checks.
+            with contextlib.suppress(Exception):
+                async with deadline(max(5 * self._interval, 1.0)):
+                    await self._sentinel_pool.get_master_address()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(self._interval)
 
     async def close(self) -> None:
         """Stop checking; the user's client owns its pool."""

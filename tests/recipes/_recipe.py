@@ -4,9 +4,13 @@ shows, with only its addresses, file paths and key prefix swapped for the test's
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
+
+from rediscache import CacheKey, HybridCacheAdapter
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 _MARKED_BLOCK = re.compile(r"<!-- not run: [^>]*? -->\s*\n```python\n(?P<code>.*?)```", re.DOTALL)
@@ -34,3 +38,15 @@ def run_block(code: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "recipe"}
     exec(compile(code, "<recipe>", "exec"), namespace)
     return namespace
+
+
+async def read_until_in_l1(hybrid: HybridCacheAdapter, key: CacheKey, value: Any, timeout: float = 5.0) -> None:
+    """Read ``key`` through ``hybrid`` until its L1 keeps the entry: a read that met an invalidation
+    of its key (the writer's own ``set`` publishes one) does not promote. Without this a test of
+    invalidations could pass on reads that all went to Redis."""
+    deadline = time.monotonic() + timeout
+    while (await hybrid.get_l1_stats()).total_entries == 0:
+        assert time.monotonic() < deadline, f"the hybrid did not keep {key.full_key} in its L1 within {timeout} s"
+        entry = await hybrid.get(key)
+        assert entry is not None and entry.value == value
+        await asyncio.sleep(0.01)

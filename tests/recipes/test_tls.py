@@ -30,7 +30,7 @@ from support.redis_servers import (
 
 from rediscache import CacheConnectionError, CacheKey, HybridCacheAdapter, RedisCacheAdapter
 
-from ._recipe import marked_block, run_block, substituted
+from ._recipe import marked_block, read_until_in_l1, run_block, substituted
 
 PAGE = "recipes/tls.md"
 # The server's certificate names it by host name only, like most: the recipe reaches it by that name
@@ -297,8 +297,7 @@ async def test_the_hybrids_subscriber_uses_the_same_tls_settings(
     try:
         assert await reader.wait_until_coherent(timeout=5.0)
         await writer.set(key, "v1")
-        entry = await reader.get(key)  # now in the reader's L1
-        assert entry is not None and entry.value == "v1"
+        await read_until_in_l1(reader, key, "v1")
         assert await writer.delete_by_tags(["user:2"]) == 1
         deadline = time.monotonic() + 5.0
         while await reader.get(key) is not None:
