@@ -183,7 +183,7 @@ class SentinelMasterPool(BorrowedPool):
             started = time.monotonic()
             try:
                 # SentinelManagedConnection.connect() asks Sentinel for the master's address.
-                await conn.disconnect()
+                await conn.disconnect(nowait=True)
                 await conn.connect()
             except BaseException:
                 await self._pool.release(conn)
