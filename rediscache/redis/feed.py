@@ -13,9 +13,11 @@ vouch for what it missed:
   could not be read, or a resubscription redis-py made after a drop: messages sent meanwhile are
   lost);
 - ``CacheConnectionError`` means the feed is lost: a connection did not answer a ping within the
-  check interval, the subscription failed, or a shard's slot moved to another node (Redis then
-  unsubscribes its channel). The subscribers have no retries of redis-py's own, which would
-  reconnect and resubscribe silently. Open a new feed: it subscribes where the shards are now.
+  check interval, the subscription failed, a shard's slot moved to another node (Redis then
+  unsubscribes its channel), or Sentinel named another master while the old one, which the
+  connection is on, stayed up (a client from ``Sentinel.master_for``). The subscribers have no
+  retries of redis-py's own, which would reconnect and resubscribe silently. Open a new feed: it
+  subscribes where the shards are now.
 
 This is the whole of what an L1 (``HybridCacheAdapter``) needs from the Redis side besides reads.
 """
@@ -128,6 +130,8 @@ class InvalidationFeed:
         try:
             while True:
                 message = await pubsub.get_message(timeout=self._interval)
+                if self._transport.subscription_moved(pubsub):
+                    raise CacheConnectionError("the master moved: this channel is on a server that takes no writes")
                 now = time.monotonic()
                 if message is None:
                     if pinged_at is None:

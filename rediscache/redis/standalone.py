@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from rediscache.redis.errors import map_exceptions
 from rediscache.redis.options import ConnectionOptions
-from rediscache.redis.pool import BorrowedPool, OwnPool
+from rediscache.redis.pool import BorrowedPool, OwnPool, Pool, SentinelMasterPool
 from rediscache.redis.transport import Node, Transport, redact, replicas_in, subscriber_client
 
 __all__ = ["StandaloneTransport"]
@@ -36,14 +38,14 @@ class StandaloneTransport(Transport):
         self._client = client
         self._owns = owns_client
         pool = client.connection_pool
-        self._node = Node(
-            server,
-            OwnPool(pool, size=options.max_connections, connect_timeout=options.connect_timeout)
-            if owns_client
-            else BorrowedPool(pool),
-            self._watchdog,
-            options,
-        )
+        connections: Pool
+        if owns_client:
+            connections = OwnPool(pool, size=options.max_connections, connect_timeout=options.connect_timeout)
+        elif isinstance(pool, SentinelConnectionPool) and pool.is_master:
+            connections = SentinelMasterPool(pool)
+        else:
+            connections = BorrowedPool(pool)
+        self._node = Node(server, connections, self._watchdog, options)
         self._replicas_checked = float("-inf")
         self._checking: asyncio.Task[None] | None = None
         self.server = server
@@ -93,6 +95,10 @@ class StandaloneTransport(Transport):
             self._node.replicas = count
         return self._node.replicas
 
+    def subscription_moved(self, pubsub: Any) -> bool:
+        pool, conn = self._node.pool, getattr(pubsub, "connection", None)
+        return isinstance(pool, SentinelMasterPool) and conn is not None and not pool.on_master(conn)
+
     async def subscriber(self, node: Node | None = None) -> Redis:
         # Same connection class and settings (TLS, unix socket, credentials) as the command pool.
         pool = self._client.connection_pool
@@ -102,6 +108,6 @@ class StandaloneTransport(Transport):
         await super().close()
         if self._checking is not None:
             self._checking.cancel()
+        await self._node.close()  # a borrowed pool stays open: the user's client owns it
         if self._owns:
-            await self._node.close()
             await self._client.aclose()

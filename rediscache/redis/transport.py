@@ -330,6 +330,12 @@ class Transport(ABC):
     async def topology_changed(self) -> None:  # noqa: B027
         """``READONLY`` or ``CLUSTERDOWN``: the map may be stale (refresh it before the next try)."""
 
+    def subscription_moved(self, pubsub: Any) -> bool:
+        """Whether a subscriber's connection is on a server that no longer takes the cache's writes,
+        so its channels will stay silent (a Sentinel master that was failed over while it stayed up:
+        see :class:`~rediscache.redis.pool.SentinelMasterPool`). Called often: it must be cheap."""
+        return False
+
     @abstractmethod
     async def subscriber(self, node: Node | None = None) -> Redis:
         """A new client of its own for pub/sub (the caller closes it), to ``node`` (for sharded

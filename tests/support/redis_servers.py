@@ -28,10 +28,11 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -185,6 +186,8 @@ class RedisServer:
     workdir: Path | None = None
     kind: ServerKind = "redis"
     bus_port: int | None = None  # a cluster node's bus port, when this session chose it
+    password: str | None = None  # its requirepass: the readiness PING authenticates first
+    tls: ssl.SSLContext | None = None  # a TLS-only server: the readiness PING goes over TLS with this
 
     @property
     def address(self) -> str:
@@ -258,7 +261,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if not self.is_running():
                 raise RedisStartError(f"redis-server {self.address} exited at start-up:\n{self.log_tail()}")
-            if ping(self.host, self.port):
+            if ping(self.host, self.port, password=self.password, tls=self.tls):
                 return
             time.sleep(0.02)
         self._signal_and_wait(signal.SIGKILL, STOP_TIMEOUT)
@@ -283,13 +286,28 @@ class RedisCluster:
     kind: ServerKind = "redis"
 
 
-def ping(host: str, port: int, timeout: float = 0.5) -> bool:
-    """One PING over a raw socket: redis-py would retry with back-off, too slow for polling."""
+def ping(
+    host: str, port: int, timeout: float = 0.5, *, password: str | None = None, tls: ssl.SSLContext | None = None
+) -> bool:
+    """One PING over a raw socket: redis-py would retry with back-off, too slow for polling. With
+    ``password``, an ``AUTH`` goes first (a server with ``requirepass`` answers a bare PING with
+    ``NOAUTH``); with ``tls``, the socket is wrapped in that context (a TLS-only server)."""
+    request = (f"AUTH {password}\r\n" if password is not None else "") + "PING\r\n"
+    replies = 2 if password is not None else 1
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw as sock,
+        ):
+            sock.sendall(request.encode())
+            answer = b""
+            while answer.count(b"\r\n") < replies:
+                chunk = sock.recv(256)
+                if not chunk:
+                    return False
+                answer += chunk
+            return answer.split(b"\r\n")[replies - 1].startswith(b"+PONG")
+    except OSError:  # ssl.SSLError is one
         return False
 
 
@@ -488,6 +506,11 @@ def _throwaway_processes(kind: str) -> Iterator[tuple[Path, list[RedisServer]]]:
         yield workdir, servers
 
 
+# Public for test modules that start servers of kinds of their own (a TLS-only server, a Sentinel)
+# with start_local_process: they are stopped and their directory removed the same way.
+throwaway_processes = _throwaway_processes
+
+
 @contextmanager
 def local_server(binary: ServerBinary | None = None) -> Iterator[RedisServer]:
     binary = binary or require_binary("redis")
@@ -604,6 +627,47 @@ def _replication_info(node: RedisServer) -> dict[str, str]:
     finally:
         client.close()
     return {key: str(value) for key, value in info.items()}
+
+
+def start_local_process(
+    workdir: Path,
+    argv_for: Callable[[int, Path], Sequence[str]],
+    *,
+    binary: ServerBinary | None = None,
+    scheme: str = "redis",
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> RedisServer:
+    """Start a server whose command line is ``argv_for(port, its directory)`` (which may write files
+    there first, such as a Sentinel's config) on a free port, retrying when another process grabs
+    the port first. ``password`` and ``tls``: how the readiness PING reaches it (see :func:`ping`);
+    ``scheme``: of its ``url`` (``rediss`` for TLS), which carries the password."""
+    binary = binary or require_binary("redis")
+    credentials = f":{password}@" if password is not None else ""
+    error: RedisStartError | None = None
+    for _ in range(PORT_ATTEMPTS):
+        port = free_port()
+        node_dir = workdir / f"node-{port}"
+        node_dir.mkdir()
+        server = RedisServer(
+            url=f"{scheme}://{credentials}{LOCALHOST}:{port}",
+            owned=True,
+            host=LOCALHOST,
+            port=port,
+            argv=(binary.path, *argv_for(port, node_dir)),
+            workdir=node_dir,
+            kind=binary.kind,
+            password=password,
+            tls=tls,
+        )
+        try:
+            server.start()
+            return server
+        except RedisStartError as exc:
+            if "Address already in use" not in str(exc):
+                raise
+            error = exc
+    raise RedisStartError(f"no free port after {PORT_ATTEMPTS} attempts") from error
 
 
 def start_local_server(
