@@ -330,8 +330,15 @@ async def test_after_the_master_dies_calls_fail_then_go_to_the_new_one(recipe: d
     replica (``down-after-milliseconds`` plus the election), then succeed on the new master."""
     found: Deployment = recipe["deployment"]
     cache: RedisCacheAdapter = recipe["cache"]
-    await cache.set(CacheKey(key=f"{key_prefix}:before"), "before")
+    before = CacheKey(key=f"{key_prefix}:before")
+    await cache.set(before, "before")
     old = found.master()
+    replica = next(server for port, server in found.servers.items() if port != old.port)
+    # Replication is asynchronous: the write is on the replica before the kill, or it is lost with it.
+    deadline = time.monotonic() + READY_TIMEOUT
+    while await _on(replica, key_prefix, before) != "before":
+        assert time.monotonic() < deadline, "the write did not reach the replica"
+        await asyncio.sleep(0.02)
 
     old.kill()
     with pytest.raises(CacheConnectionError):
@@ -340,5 +347,5 @@ async def test_after_the_master_dies_calls_fail_then_go_to_the_new_one(recipe: d
 
     await _write_until_on(new, cache, key_prefix, timeout=SENTINEL_CHECK_INTERVAL + SETTLE_MARGIN)
     await _check_it_stays_on(new, cache, key_prefix)
-    entry = await cache.get(CacheKey(key=f"{key_prefix}:before"))  # replicated before the kill
+    entry = await cache.get(before)  # replicated before the kill
     assert entry is not None and entry.value == "before"
