@@ -178,6 +178,21 @@ BACKENDS: dict[str, Backend] = {
         propagation_delay=_FLUSHED,
         marks=(pytest.mark.cluster, pytest.mark.valkey),
     ),
+    # The hybrid on Valkey: its L1 hears of invalidations through Valkey's pub/sub (sharded on the cluster).
+    "hybrid-valkey": Backend(
+        factory=_redis(False, hybrid=True, kind="valkey"),
+        serializes=True,
+        pair_factory=_redis_pair(False, hybrid=True, kind="valkey"),
+        propagation_delay=_FLUSHED,
+        marks=(pytest.mark.valkey,),
+    ),
+    "hybrid-valkey-cluster": Backend(
+        factory=_redis(True, hybrid=True, kind="valkey"),
+        serializes=True,
+        pair_factory=_redis_pair(True, hybrid=True, kind="valkey"),
+        propagation_delay=_FLUSHED,
+        marks=(pytest.mark.cluster, pytest.mark.valkey),
+    ),
 }
 
 
