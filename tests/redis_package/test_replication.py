@@ -90,7 +90,7 @@ async def test_auto_sends_no_wait_to_a_server_without_replicas(proxy: CountingPr
 async def test_auto_waits_for_the_replica_in_the_same_round_trip(
     proxy: CountingProxy, replica: RedisServer, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = RedisCacheAdapter(proxy.url, key_prefix=key_prefix)
+    cache = RedisCacheAdapter(proxy.url, key_prefix=key_prefix, replica_timeout=2.0)  # an ack, however slow the host
     try:
         await _seed(cache, 3)
         await proxy.settle()
@@ -109,7 +109,8 @@ async def test_auto_waits_for_the_replica_in_the_same_round_trip(
 async def test_a_replica_attached_after_first_use_is_waited_for_from_the_next_invalidation(
     proxy: CountingProxy, private_server: RedisServer, key_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = RedisCacheAdapter(proxy.url, key_prefix=key_prefix)
+    # A generous WAIT: the test is about whether the WAIT is sent, not how fast a new replica acks.
+    cache = RedisCacheAdapter(proxy.url, key_prefix=key_prefix, replica_timeout=2.0)
     try:
         await _seed(cache, 3)  # first use: no replica yet, so "auto" knows of none
         with replica_of(private_server):
