@@ -148,7 +148,9 @@ def hybrid_adapter_class() -> type[Any] | None:
 
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for dist in ("rediscache", "redis", "hiredis", "msgpack", "pydantic", "cashews", "aiocache", "matplotlib"):
+    # The package's own version is its import's (the distribution is rediscache-native).
+    versions["rediscache"] = getattr(importlib.import_module("rediscache"), "__version__", None)
+    for dist in ("redis", "hiredis", "msgpack", "pydantic", "cashews", "aiocache", "matplotlib"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

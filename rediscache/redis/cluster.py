@@ -172,10 +172,6 @@ class ClusterTransport(Transport):
     async def node_for(self, slot: int) -> Node:
         node = self._slots[slot]
         if node is not None:
-            if self._wait_for is None and time.monotonic() - self._refreshed_at > _REPLICAS_RECHECK:
-                # "auto" waits for the replicas the map names: re-read it now and then, so that a
-                # replica removed for good stops being waited for (one added is learned sooner: Durable).
-                self._refresh_soon()
             return node
         await self._refresh()
         node = self._slots[slot]
@@ -187,6 +183,12 @@ class ClusterTransport(Transport):
         if not self._ready:
             await self._refresh()
         return list(self._primaries)
+
+    def durable_call(self) -> None:
+        if self._wait_for is None and time.monotonic() - self._refreshed_at > _REPLICAS_RECHECK:
+            # "auto" waits for the replicas the map names: re-read it now and then, so that a
+            # replica removed for good stops being waited for (one added is learned sooner: Durable).
+            self._refresh_soon()
 
     # -- what changes the map ---------------------------------------------------------------------------
 

@@ -330,6 +330,9 @@ class Transport(ABC):
     async def topology_changed(self) -> None:  # noqa: B027
         """``READONLY`` or ``CLUSTERDOWN``: the map may be stale (refresh it before the next try)."""
 
+    def durable_call(self) -> None:  # noqa: B027
+        """An invalidation is about to be sent (a cluster re-reads a stale map of replicas then)."""
+
     def subscription_moved(self, pubsub: Any) -> bool:
         """Whether a subscriber's connection is on a server that no longer takes the cache's writes,
         so its channels will stay silent (a Sentinel master that was failed over while it stayed up:
@@ -424,6 +427,8 @@ class Transport(ABC):
         """One command, with redirections, waits and retries, within one budget."""
         budget = Budget(self.options.operation_timeout)
         failures = hops = 0
+        if durable:
+            self.durable_call()
         asking: Node | None = None
         earlier: str | None = None  # the last redirection or wait, for the error message
         while True:
@@ -509,6 +514,8 @@ class Transport(ABC):
     async def _call_many(
         self, items: Sequence[tuple[int, Command, tuple[Script, ...]]], agains: Sequence[Again], durable: bool = False
     ) -> list[Any]:
+        if durable:
+            self.durable_call()
         by_node: dict[Node, list[int]] = defaultdict(list)
         for i, (slot, _, _) in enumerate(items):
             by_node[await self.node_for(slot)].append(i)
