@@ -41,6 +41,19 @@ local function now_ms()
     return math.floor(now_us() / 1000)
 end
 
+-- Server time spent since `since` (from the same function; microseconds), to end a time slice. Valkey
+-- freezes TIME for the length of a script (it answers the time the script started), so a script
+-- cannot see its own duration there; Valkey has os.clock (the server's CPU time), Redis 7 has no os
+-- library but its TIME moves. rawget: reading a missing global raises an error in a Redis script.
+local lua_os = rawget(_G, 'os')
+local cpu_clock = type(lua_os) == 'table' and lua_os.clock or nil
+local function stopwatch_us()
+    if cpu_clock then
+        return math.floor(cpu_clock() * 1000000)
+    end
+    return now_us()
+end
+
 -- Redis treats a key as expired once now > its expiry. Our clock is read with TIME while Redis
 -- froze its own at the start of the script, so leave a small margin before calling an entry dead
 -- in the indexes: an entry is never unindexed while Redis may still serve it.

@@ -3,7 +3,10 @@
 -- KEYS[1..6] shard keys M K T N S G
 -- ARGV[1] entry key prefix 'P:{T}:L:e:'   ARGV[2] batch size   ARGV[3] index: 'k', 't' or 'n'
 -- ARGV[4] invalidation channel (see announce in _lib.lua; '' : none)   ARGV[5] origin   ARGV[6] time slice (us): stop once
--- this much server time is spent (a long invalidation leaves room for other clients between calls)
+-- this much server time is spent (a long invalidation leaves room for other clients between calls); or, for the first
+-- call of an invalidation, 'CAP/SLICE': CAP when no range holds more than one batch (such an invalidation is then
+-- one call), SLICE when one does (it takes several calls anyway: a first call of a whole batch would hold the server
+-- for one long stretch, ~5 ms for 500 entries, where the slices leave other clients room every SLICE)
 -- ARGV[7..] member prefixes, for t and n: each names one range (a tag's or namespace's '<len>:<name>')
 -- Returns {live entries removed, more left (1/0)}.
 --
@@ -13,10 +16,12 @@
 -- A shard whose bookkeeping Redis evicted starts a new generation here: its older entries all read
 -- as misses from then on, so none survives this invalidation, and the ranges below are empty.
 bind_shard()
-local started = now_us()
+local started = stopwatch_us()
 open_shard()
 local entry_prefix, budget, which = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local channel, origin, slice = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local channel, origin = ARGV[4], ARGV[5]
+local cap, short = string.match(ARGV[6], '^(%d+)/(%d+)$')
+local slice = tonumber(ARGV[6])
 -- Entries removed between looks at the clock: small, so that a slice ends close to its budget (each
 -- entry costs ~7-10 us; with 64 a 0.5 ms slice ran ~1.1 ms), cheap to look (TIME is ~0.2 us).
 local CHUNK = 16
@@ -44,7 +49,25 @@ end
 
 -- Whether this call spent its time slice.
 local function spent()
-    return now_us() - started >= slice
+    return stopwatch_us() - started >= slice
+end
+
+local index = ({t = T, n = N})[which]
+if cap then
+    -- The largest range (ZLEXCOUNT is O(log n)). Not their sum: ranges share entries (an entry with
+    -- both tags is removed once), and several ranges of up to a batch each are still one batch's work.
+    local held = 0
+    if which == 'k' then
+        held = redis.call('ZCARD', K) - 1 -- less the sentinel
+    else
+        for k = 7, #ARGV do
+            held = math.max(held, redis.call('ZLEXCOUNT', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255'))
+            if held > budget then
+                break
+            end
+        end
+    end
+    slice = tonumber(held > budget and short or cap)
 end
 
 if which == 'k' then
@@ -67,7 +90,6 @@ if which == 'k' then
     return {live, redis.call('ZCARD', K) > 1 and 1 or 0}
 end
 
-local index = ({t = T, n = N})[which]
 local function left_in(first)
     for k = first, #ARGV do
         local left = redis.call('ZRANGEBYLEX', index, '[' .. ARGV[k], '(' .. ARGV[k] .. '\255', 'LIMIT', 0, 1)

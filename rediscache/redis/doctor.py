@@ -97,6 +97,7 @@ def acl_probes(layout: Layout, commands: tuple[str, ...]) -> list[tuple[str, tup
         "zrandmember": (b"zrandmember", shard.keys),
         "zrange": (b"zrange", shard.keys, b"0", b"1"),
         "zrangebylex": (b"zrangebylex", shard.tags, b"-", b"+"),
+        "zlexcount": (b"zlexcount", shard.tags, b"-", b"+"),
         "zrangebyscore": (b"zrangebyscore", shard.keys, b"0", b"1"),
         "zrem": (b"zrem", shard.keys, b"m"),
         "publish": (b"publish", layout.channel, b"m"),

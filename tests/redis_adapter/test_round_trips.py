@@ -140,3 +140,23 @@ async def test_the_reads_of_an_interval_are_flushed_in_one_script_call_per_shard
 
     assert await _measure(counting_proxy, counted.flush()) == (["EVALSHA"], 1)
     assert await _measure(counting_proxy, counted.flush()) == ([], 0)  # nothing read since
+
+
+async def test_an_invalidation_over_one_batch_is_sliced_from_its_first_call(
+    make_adapter: MakeAdapter, counting_proxy: CountingProxy
+) -> None:
+    # A 1 us slice: each sliced call removes one chunk (16 entries) before it looks at the clock. A
+    # first call that took a whole batch (100) would make it 1 + 150/16 -> 11 calls instead of 16.
+    adapter = await make_adapter(counting_proxy.url, batch_size=100, flush_interval=QUIET, invalidation_slice=1e-6)
+    await adapter.set_many([(CacheKey(key=f"k{i}", tags=["t"]), i) for i in range(250)])
+    commands, trips = await _measure(counting_proxy, adapter.delete_by_tags(["t"]))
+    assert (commands, trips) == (INVALIDATION * 16, 16)
+    assert (await adapter.get_stats()).total_entries == 0
+
+
+async def test_an_invalidation_of_one_batch_stays_one_call_however_short_the_slice(
+    make_adapter: MakeAdapter, counting_proxy: CountingProxy
+) -> None:
+    adapter = await make_adapter(counting_proxy.url, batch_size=100, flush_interval=QUIET, invalidation_slice=1e-6)
+    await adapter.set_many([(CacheKey(key=f"k{i}", tags=["t", "u"]), i) for i in range(100)])
+    assert await _measure(counting_proxy, adapter.delete_by_tags(["t", "u"])) == (INVALIDATION, 1)
