@@ -642,24 +642,33 @@ def start_local_process(
     there first, such as a Sentinel's config) on a free port, retrying when another process grabs
     the port first. ``password`` and ``tls``: how the readiness PING reaches it (see :func:`ping`);
     ``scheme``: of its ``url`` (``rediss`` for TLS), which carries the password."""
-    binary = binary or require_binary("redis")
+    found = binary or require_binary("redis")
     credentials = f":{password}@" if password is not None else ""
-    error: RedisStartError | None = None
-    for _ in range(PORT_ATTEMPTS):
+
+    def make() -> RedisServer:
         port = free_port()
         node_dir = workdir / f"node-{port}"
         node_dir.mkdir()
-        server = RedisServer(
+        return RedisServer(
             url=f"{scheme}://{credentials}{LOCALHOST}:{port}",
             owned=True,
             host=LOCALHOST,
             port=port,
-            argv=(binary.path, *argv_for(port, node_dir)),
+            argv=(found.path, *argv_for(port, node_dir)),
             workdir=node_dir,
-            kind=binary.kind,
+            kind=found.kind,
             password=password,
             tls=tls,
         )
+
+    return _start_on_a_free_port(make)
+
+
+def _start_on_a_free_port(make: Callable[[], RedisServer]) -> RedisServer:
+    """Start ``make()``'s server, with another ``make()`` (new ports) when another process grabbed its port first."""
+    error: RedisStartError | None = None
+    for _ in range(PORT_ATTEMPTS):
+        server = make()
         try:
             server.start()
             return server
@@ -679,31 +688,25 @@ def start_local_server(
     binary: ServerBinary | None = None,
 ) -> RedisServer:
     """Start a server on a free port, retrying when another process grabs the port first."""
-    binary = binary or require_binary("redis")
-    error: RedisStartError | None = None
-    for _ in range(PORT_ATTEMPTS):
-        port, bus_port = _ports_for(binary, cluster=cluster)
+    found = binary or require_binary("redis")
+
+    def make() -> RedisServer:
+        port, bus_port = _ports_for(found, cluster=cluster)
         node_dir = workdir / f"node-{port}"
         node_dir.mkdir()
-        argv = _server_argv(binary, port, node_dir, cluster=cluster, node_timeout_ms=node_timeout_ms, bus_port=bus_port)
-        server = RedisServer(
+        argv = _server_argv(found, port, node_dir, cluster=cluster, node_timeout_ms=node_timeout_ms, bus_port=bus_port)
+        return RedisServer(
             url=f"redis://{LOCALHOST}:{port}",
             owned=True,
             host=LOCALHOST,
             port=port,
             argv=(*argv, *extra_args),
             workdir=node_dir,
-            kind=binary.kind,
+            kind=found.kind,
             bus_port=bus_port,
         )
-        try:
-            server.start()
-            return server
-        except RedisStartError as exc:
-            if "Address already in use" not in str(exc):
-                raise
-            error = exc
-    raise RedisStartError(f"no free port after {PORT_ATTEMPTS} attempts") from error
+
+    return _start_on_a_free_port(make)
 
 
 def _ports_for(binary: ServerBinary, *, cluster: bool) -> tuple[int, int | None]:
