@@ -41,8 +41,8 @@ local function now_ms()
     return math.floor(now_us() / 1000)
 end
 
--- Server time spent since `since` (from the same function; microseconds), to end a time slice. Valkey
--- freezes TIME for the length of a script (it answers the time the script started), so a script
+-- A stopwatch reading, in microseconds: the difference of two readings is the server time a script
+-- spent between them, to end a time slice. Valkey freezes TIME for the length of a script (it answers the time the script started), so a script
 -- cannot see its own duration there; Valkey has os.clock (the server's CPU time), Redis 7 has no os
 -- library but its TIME moves. rawget: reading a missing global raises an error in a Redis script.
 local lua_os = rawget(_G, 'os')

@@ -26,7 +26,7 @@ from rediscache._exceptions import CacheConnectionError
 from rediscache.redis.errors import map_exceptions
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.pool import OwnPool
-from rediscache.redis.transport import AttemptError, Node, Transport, redact, subscriber_client
+from rediscache.redis.transport import REPLICAS_RECHECK, AttemptError, Node, Transport, redact, subscriber_client
 
 __all__ = ["ClusterTransport"]
 
@@ -37,8 +37,6 @@ Address = tuple[str, int]
 # A refresh asked for within this long of the last one joins it instead (a failover makes every
 # call in flight ask for one).
 _REFRESH_SPACING = 0.1
-# How often "auto" replication re-reads the map (and with it each master's replicas) unprompted.
-_REPLICAS_RECHECK = 30.0
 
 
 def replicas_by_master(described: Any) -> dict[bytes, int]:
@@ -185,7 +183,7 @@ class ClusterTransport(Transport):
         return list(self._primaries)
 
     def durable_call(self) -> None:
-        if self._wait_for is None and time.monotonic() - self._refreshed_at > _REPLICAS_RECHECK:
+        if self._wait_for is None and time.monotonic() - self._refreshed_at > REPLICAS_RECHECK:
             # "auto" waits for the replicas the map names: re-read it now and then, so that a
             # replica removed for good stops being waited for (one added is learned sooner: Durable).
             self._refresh_soon()

@@ -15,12 +15,17 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from rediscache.redis.errors import map_exceptions
 from rediscache.redis.options import ConnectionOptions
 from rediscache.redis.pool import BorrowedPool, OwnPool, Pool, SentinelMasterPool
-from rediscache.redis.transport import Node, Transport, redact, replicas_in, subscriber_client
+from rediscache.redis.transport import (
+    INFO_REPLICATION,
+    REPLICAS_RECHECK,
+    Node,
+    Transport,
+    redact,
+    replicas_in,
+    subscriber_client,
+)
 
 __all__ = ["StandaloneTransport"]
-
-# How often "auto" replication re-reads how many replicas the server has.
-_REPLICAS_RECHECK = 30.0
 
 
 class StandaloneTransport(Transport):
@@ -66,7 +71,7 @@ class StandaloneTransport(Transport):
         )
 
     async def node_for(self, slot: int) -> Node:
-        if self._wait_for is None and time.monotonic() - self._replicas_checked > _REPLICAS_RECHECK:
+        if self._wait_for is None and time.monotonic() - self._replicas_checked > REPLICAS_RECHECK:
             self._recheck_replicas()
         return self._node
 
@@ -89,7 +94,7 @@ class StandaloneTransport(Transport):
         """How many replicas the server has (``INFO replication``), remembered for ``WAIT``."""
         with map_exceptions("count replicas", self.server):
             self._replicas_checked = time.monotonic()
-            info = await self._call_on(self._node, (b"INFO", b"replication"))
+            info = await self._call_on(self._node, INFO_REPLICATION)
         count = replicas_in(info)
         if count is not None:
             self._node.replicas = count

@@ -215,7 +215,10 @@ class Node:
         await self.pool.close()
 
 
-_INFO_REPLICATION: Command = (b"INFO", b"replication")
+INFO_REPLICATION: Command = (b"INFO", b"replication")
+#: How often "auto" replication re-reads how many replicas each primary has, unprompted (a single
+#: server's ``INFO``, a cluster's map); the count is also raised by each invalidation (:class:`Durable`).
+REPLICAS_RECHECK = 30.0
 
 
 def replicas_in(info: Any) -> int | None:
@@ -255,7 +258,7 @@ class Durable:
         """What follows the exchange's own commands in its write."""
         if self.waiting:
             return [(b"WAIT", self.waiting, self._wait_ms)]
-        return [_INFO_REPLICATION] if self._auto else []
+        return [INFO_REPLICATION] if self._auto else []
 
     def then(self, answers: list[Any]) -> Sequence[Command]:
         """``Node.exchange``'s follow-up: the replica count learned, and a ``WAIT`` if one is now due."""
